@@ -1,0 +1,361 @@
+"""The digits experiments: supervised Polyak-Ruppert EMA and BYOL, several seeds in one batched model.
+
+Every seed is one slice of a batched MLP (weights ``[S, in, out]``, one ``baddbmm`` per layer), so S seeds cost
+one forward pass. Data come as one stream of samples per seed (epoch permutations laid end to end): a step at
+batch ``kappa * B`` consumes exactly the samples of the ``kappa`` base steps it replaces, so arms differ by their
+scaling, not by their data order. The loop (:func:`train_arm`) recomputes every scaled hyperparameter when the
+batch changes (progressive scaling), checkpoints and resumes exactly, and splits each global batch over torchrun
+ranks (DDP averages the gradients, so 2 ranks x B/2 equals 1 rank x B up to float rounding).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from paperkit.device import autocast, step_generator
+from paperkit.distributed import DistEnv, unwrap, wrap_ddp
+from paperkit.ema import Cosine, ScaledEMA
+from paperkit.evaluation import knn_accuracy, linear_probe
+from torch import nn
+
+from .rules import BatchSchedule, Hparams, apply_hparams, build_optimizer, scale_hparams
+
+# -- batched-seed layers ----------------------------------------------------------------------------------------
+
+
+class SeedLinear(nn.Module):
+    """``S`` independent linear layers applied to ``x [S, B, in]``; seed ``i`` is initialised from ``seed + i``
+    like ``nn.Linear`` (uniform in +-1/sqrt(in))."""
+
+    def __init__(self, seeds: int, fan_in: int, fan_out: int, seed: int = 0):
+        super().__init__()
+        bound = 1.0 / math.sqrt(fan_in)
+        w, b = [], []
+        for i in range(seeds):
+            g = torch.Generator().manual_seed(seed * 7919 + i)
+            w.append((torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound)
+            b.append((torch.rand(1, fan_out, generator=g) * 2 - 1) * bound)
+        self.weight = nn.Parameter(torch.stack(w))
+        self.bias = nn.Parameter(torch.stack(b))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class SeedBatchNorm(nn.Module):
+    """Batch normalisation over dim 1 of ``[S, B, F]`` with batch statistics only (BYOL's heads)."""
+
+    def __init__(self, seeds: int, features: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(seeds, 1, features))
+        self.bias = nn.Parameter(torch.zeros(seeds, 1, features))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+
+
+def seed_mlp(seeds: int, sizes: tuple[int, ...], seed: int, *, batchnorm: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(SeedLinear(seeds, a, b, seed=seed * 31 + i))
+        if i < len(sizes) - 2:
+            if batchnorm:
+                layers.append(SeedBatchNorm(seeds, b))
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+# -- data -------------------------------------------------------------------------------------------------------
+
+
+def stream_indices(seed: int, n: int, start: int, count: int, seeds: int) -> torch.Tensor:
+    """Samples ``start .. start+count`` of each seed's infinite stream of epoch permutations: ``[S, count]``."""
+    out = []
+    for s in range(seeds):
+        first, last = start // n, (start + count - 1) // n
+        perms = torch.cat(
+            [torch.randperm(n, generator=step_generator(seed, s, e)) for e in range(first, last + 1)]
+        )
+        off = start - first * n
+        out.append(perms[off : off + count])
+    return torch.stack(out)
+
+
+def augment(
+    x: torch.Tensor, gen: torch.Generator, *, shift: int = 1, noise: float = 0.1, erase: float = 0.5
+) -> torch.Tensor:
+    """A view of 8x8 digits ``[..., 64]``: random shift by up to ``shift`` pixels (zero fill), Gaussian noise,
+    and with probability ``erase`` a random 3x3 patch set to zero. All batched tensor ops."""
+    shape = x.shape
+    img = x.reshape(-1, 1, 8, 8)
+    n = img.shape[0]
+    pad = F.pad(img, (shift, shift, shift, shift))
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
+    dy = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(8))[:, :, None].expand(n, 8, 8)
+    cols = (dx[:, None] + torch.arange(8))[:, None, :].expand(n, 8, 8)
+    width = 8 + 2 * shift
+    flat = pad.reshape(n, -1)
+    dev = x.device
+    img = flat.gather(1, (rows * width + cols).reshape(n, -1).to(dev)).reshape(n, 64)
+    img = img + noise * torch.randn(img.shape, generator=gen).to(dev)
+    ey = torch.randint(0, 6, (n,), generator=gen)
+    ex = torch.randint(0, 6, (n,), generator=gen)
+    r = torch.arange(8)
+    inside = (
+        (r[None, :, None] >= ey[:, None, None])
+        & (r[None, :, None] < ey[:, None, None] + 3)
+        & (r[None, None, :] >= ex[:, None, None])
+        & (r[None, None, :] < ex[:, None, None] + 3)
+    )
+    apply = torch.rand(n, generator=gen) < erase
+    img = img.masked_fill((inside & apply[:, None, None]).reshape(n, 64).to(dev), 0.0)
+    return img.reshape(shape)
+
+
+# -- tasks --------------------------------------------------------------------------------------------------------
+
+
+class Supervised(nn.Module):
+    """An MLP classifier per seed; the EMA averages the whole model (Polyak-Ruppert)."""
+
+    def __init__(self, seeds: int, hidden: int, seed: int):
+        super().__init__()
+        self.net = seed_mlp(seeds, (64, hidden, 10), seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def ema_source(self) -> nn.Module:
+        return self
+
+
+class BYOL(nn.Module):
+    """BYOL (Grill et al. 2020) per seed: online = encoder -> projector -> predictor; the target network is the
+    EMA of (encoder, projector). ``forward`` returns the online prediction (what DDP must wrap)."""
+
+    def __init__(self, seeds: int, seed: int, hidden: int = 256, feat: int = 128, proj: int = 64):
+        super().__init__()
+        self.backbone = nn.Sequential(
+            seed_mlp(seeds, (64, hidden, feat), seed),
+            seed_mlp(seeds, (feat, hidden, proj), seed + 1, batchnorm=True),
+        )
+        self.predictor = seed_mlp(seeds, (proj, hidden, proj), seed + 2, batchnorm=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.backbone(x))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone[0](x)
+
+    def ema_source(self) -> nn.Module:
+        return self.backbone
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """2 - 2 cos(p, z) per sample, averaged over the batch and summed over seeds."""
+    return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)).mean(1).sum()
+
+
+@dataclass
+class ArmSpec:
+    """One training run: a task at a batch schedule, with an EMA rule."""
+
+    task: str  # "supervised" | "byol"
+    schedule: BatchSchedule
+    base: Hparams  # at the base batch; ema_momentum is rho at the base batch
+    ema_rule: str  # "exp" | "none" | "linear"
+    total_samples: int
+    eval_every: int  # samples between evaluations (a multiple of every batch size)
+    seeds: int
+    seed: int
+    hidden: int = 256
+    cosine_ema: bool = False  # BYOL: rho(s) cosine from ema_momentum to 1 over total_samples
+    lars_rule: str = "linear"
+    model_name: str = "resnet18"  # byol-images: the timm backbone
+    image_size: int = 32  # byol-images: crop size
+
+
+def _build(spec: ArmSpec) -> nn.Module:
+    if spec.task == "supervised":
+        return Supervised(spec.seeds, spec.hidden, spec.seed)
+    if spec.task == "byol":
+        return BYOL(spec.seeds, spec.seed, spec.hidden)
+    if spec.task == "byol-images":
+        from .images import ImageBYOL
+
+        torch.manual_seed(spec.seed)
+        return ImageBYOL(spec.model_name)
+    raise ValueError(f"unknown task {spec.task!r}")
+
+
+def _views(spec: ArmSpec, full: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    if spec.task == "byol-images":
+        from .images import augment_images
+
+        return augment_images(full, gen, size=spec.image_size)
+    return augment(full, gen)
+
+
+def train_arm(
+    run, key: str, spec: ArmSpec, data: dict, env: DistEnv, on_eval: Callable[[dict], None] | None = None
+) -> dict:
+    """Train one arm (resuming from its checkpoint if the run was interrupted) and return its results."""
+    x_train = data["x_train"].to(env.device)
+    n = x_train.shape[0]
+    model = _build(spec).to(env.device)
+    momentum = (
+        Cosine(spec.base.ema_momentum, 1.0, spec.total_samples) if spec.cosine_ema else spec.base.ema_momentum
+    )
+    ema = ScaledEMA(
+        model.ema_source(), momentum, base_batch_size=spec.schedule.base_batch_size, rule=spec.ema_rule
+    )
+    kappa = spec.schedule.kappa_at(0)
+    hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
+    if spec.task == "byol-images":
+        from .images import param_groups
+
+        opt = build_optimizer(param_groups(model, hp.weight_decay), hp)
+    else:
+        opt = build_optimizer(model.parameters(), hp)
+    ckpt = run.checkpoint(key)
+    samples, curve = 0, []
+    if ckpt.exists():
+        _, weights, state = ckpt.load()
+        model.load_state_dict(weights["model"])
+        ema.load_state_dict(weights["ema"])
+        opt.load_state_dict(state["optimizer"])
+        samples, curve, losses = int(state["samples"]), list(state["curve"]), list(state["losses"])
+        kappa = spec.schedule.kappa_at(samples)
+        hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
+        apply_hparams(opt, hp)
+    else:
+        losses = []
+    ddp = wrap_ddp(model, env)
+
+    def save(_step: int) -> None:
+        ckpt.save(
+            _step,
+            {"model": model, "ema": ema},
+            {"optimizer": opt.state_dict(), "samples": samples, "curve": curve, "losses": losses},
+        )
+
+    def evaluate() -> dict:
+        with torch.no_grad():
+            if spec.task == "supervised":
+                xt, yt = data["x_test"].to(env.device), data["y_test"].to(env.device)
+                xs = xt.expand(spec.seeds, *xt.shape)
+                ema_acc = (ema(xs).argmax(-1) == yt).float().mean(1)
+                online_acc = (model(xs).argmax(-1) == yt).float().mean(1)
+                return {
+                    "ema_acc": ema_acc.mean().item(),
+                    "online_acc": online_acc.mean().item(),
+                    "ema_acc_seeds": ema_acc.tolist(),
+                }
+            return {}
+
+    # steps are counted in whole batches; the schedule may change the batch, so count by samples
+    steps_total = _count_steps(spec.schedule, spec.total_samples)
+    step0 = _count_steps(spec.schedule, samples)
+    for step in run.steps(steps_total, start=step0, desc=key, save=save):
+        bs = spec.schedule.batch_at(samples)
+        new_kappa = bs / spec.schedule.base_batch_size
+        if new_kappa != kappa:
+            kappa = new_kappa
+            hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
+            apply_hparams(opt, hp)
+        idx = stream_indices(spec.seed, n, samples, bs, spec.seeds)  # [S, bs], the global batch
+        per_rank = bs // env.world_size
+        mine = slice(env.rank * per_rank, (env.rank + 1) * per_rank)  # this rank's part of it
+        if spec.task == "supervised":
+            idx = idx[:, mine].to(env.device)
+            logits = ddp(x_train[idx])
+            loss = F.cross_entropy(
+                logits.reshape(-1, 10), data["y_train"].to(env.device)[idx].reshape(-1), reduction="none"
+            )
+            loss = loss.view(spec.seeds, -1).mean(1).sum()
+        else:
+            # views of the whole global batch from a per-step generator, then this rank's slice: the same
+            # augmentations whatever the number of ranks
+            gen = step_generator(spec.seed, 17, samples)
+            full = x_train[idx.to(env.device)]
+            views = torch.cat([_views(spec, full, gen)[:, mine], _views(spec, full, gen)[:, mine]], 1)
+            with autocast(env.device):
+                with torch.no_grad():
+                    z1, z2 = ema(views).float().chunk(2, dim=1)
+                p1, p2 = ddp(views).float().chunk(2, dim=1)
+            loss = byol_loss(p1, z2) + byol_loss(p2, z1)
+        run.check_finite(loss.item(), where=f"{key} step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(unwrap(ddp).ema_source(), batch_size=bs)
+        samples += bs
+        losses.append(loss.item())
+        if samples % spec.eval_every == 0 or samples >= spec.total_samples:
+            point = {
+                "arm": key,
+                "samples": samples,
+                "kappa": kappa,
+                "global_batch": bs,
+                "per_rank_batch": per_rank,
+                "loss": sum(losses) / len(losses) / spec.seeds,
+                "ema_momentum": ema.momentum_at(bs),
+                "lr": opt.param_groups[0]["lr"],
+                **evaluate(),
+            }
+            losses = []
+            curve.append(point)
+            run.log(**point)
+            if on_eval:
+                on_eval(point)
+    result = {"curve": curve, "final": curve[-1] if curve else {}}
+    if spec.task != "supervised":
+        result["final"] = {**result["final"], **probe(model, data, env, spec)}
+    return result
+
+
+def _count_steps(schedule: BatchSchedule, samples: int) -> int:
+    steps, s = 0, 0
+    while s < samples:
+        s += schedule.batch_at(s)
+        steps += 1
+    return steps
+
+
+def _features(
+    model: nn.Module, x: torch.Tensor, spec: ArmSpec, env: DistEnv, chunk: int = 512
+) -> torch.Tensor:
+    """Frozen online-encoder features ``[S, N, d]`` (images: resized and normalised, no augmentation)."""
+    out = []
+    model.eval()
+    with torch.no_grad(), autocast(env.device):
+        for i in range(0, x.shape[0], chunk):
+            xb = x[i : i + chunk].to(env.device)
+            if spec.task == "byol-images":
+                from .images import MEAN, STD
+
+                xb = F.interpolate(xb.float() / 255.0, size=spec.image_size, mode="bilinear", antialias=True)
+                xb = ((xb - MEAN.to(env.device)) / STD.to(env.device))[None]
+            else:
+                xb = xb.expand(spec.seeds, *xb.shape)
+            out.append(model.encode(xb).float().cpu())
+    model.train()
+    return torch.cat(out, dim=1)
+
+
+def probe(model: nn.Module, data: dict, env: DistEnv, spec: ArmSpec) -> dict:
+    """Linear-probe and kNN accuracy of the online encoder's features, per seed, averaged."""
+    model = unwrap(model)
+    seeds = spec.seeds
+    ftr = _features(model, data["x_train"], spec, env)
+    fte = _features(model, data["x_test"], spec, env)
+    lin = [linear_probe(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(seeds)]
+    knn = [knn_accuracy(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(seeds)]
+    return {"probe_acc": sum(lin) / seeds, "knn_acc": sum(knn) / seeds, "probe_acc_seeds": lin}

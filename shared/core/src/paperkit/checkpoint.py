@@ -1,0 +1,152 @@
+"""Atomic checkpoints: weights in safetensors, optimizer/RNG/loop state alongside.
+
+A checkpoint is a folder ``checkpoints/KEY/step-N`` holding ``weights.safetensors`` (every module's state dict,
+prefixed by the module's name) and ``state.pt`` (optimizer state, RNG states, counters; loaded with
+``weights_only=True``). It is written under a temporary name, renamed into place, and only then recorded in
+``checkpoints/progress.json``: a crash at any point leaves the previous checkpoint intact and referenced.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError
+
+
+class CorruptCheckpoint(ConfigError):
+    """A checkpoint that cannot be read."""
+
+
+def _slot(key: str) -> str:
+    return key.replace("/", "--").replace(" ", "_")
+
+
+def rng_state() -> dict:
+    """Every RNG's state, in a form ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _flatten(modules: dict[str, Any]) -> dict[str, torch.Tensor]:
+    flat = {}
+    for name, m in modules.items():
+        sd = m.state_dict() if hasattr(m, "state_dict") else m
+        for k, v in sd.items():
+            flat[f"{name}.{k}"] = v.detach().to("cpu").contiguous().clone()
+    return flat
+
+
+def save_weights(path: Path, modules: dict[str, Any]) -> None:
+    """Write modules' state dicts to one safetensors file, atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(_flatten(modules), str(tmp))
+    tmp.replace(path)
+
+
+def load_weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Read a safetensors file written by :func:`save_weights` back into ``{module: state_dict}``."""
+    try:
+        flat = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types
+        raise CorruptCheckpoint(f"corrupt checkpoint {path}: {str(e).splitlines()[0]}") from None
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for k, v in flat.items():
+        name, _, rest = k.partition(".")
+        out.setdefault(name, {})[rest] = v
+    return out
+
+
+def verify(folder: Path, key: str) -> None:
+    """Cheap integrity check of a checkpoint folder (headers and CRCs, no unpickling)."""
+    weights, state = folder / "weights.safetensors", folder / "state.pt"
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            list(f.keys())
+        with zipfile.ZipFile(state) as z:
+            bad = z.testzip()
+        if bad is not None:
+            raise ValueError(f"bad CRC in {bad}")
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CorruptCheckpoint(f"corrupt checkpoint for {key!r} in {folder}: {msg}") from None
+
+
+class Checkpoint:
+    """One checkpoint slot of a run (see :meth:`paperkit.run.Run.checkpoint`)."""
+
+    def __init__(self, run: Any, key: str):
+        self.run = run
+        self.key = key
+        self.root = run.out / "checkpoints"
+
+    def exists(self) -> bool:
+        return self.key in self.run._progress.get("checkpoints", {})
+
+    @property
+    def folder(self) -> Path | None:
+        sub = self.run._progress.get("checkpoints", {}).get(self.key)
+        return None if sub is None else self.root / sub
+
+    def save(self, step: int, modules: dict[str, Any], state: dict | None = None) -> None:
+        """Save modules (or plain state dicts) and loop state after ``step`` steps; rank 0 only."""
+        if not self.run.is_main:
+            return
+        slot = self.root / _slot(self.key)
+        final = slot / f"step-{step:09d}"
+        tmp = slot / f".step-{step:09d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file(_flatten(modules), str(tmp / "weights.safetensors"))
+        torch.save({"step": step, "rng": rng_state(), **(state or {})}, tmp / "state.pt")
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        previous = self.folder
+        self.run._progress.setdefault("checkpoints", {})[self.key] = str(final.relative_to(self.root))
+        self.run._write_progress()
+        if previous is not None and previous != final:
+            shutil.rmtree(previous, ignore_errors=True)
+
+    def load(self, *, restore_rng: bool = True) -> tuple[int, dict[str, dict[str, torch.Tensor]], dict]:
+        """Return ``(step, {module: state_dict}, state)`` and restore the RNG states."""
+        folder = self.folder
+        if folder is None:
+            raise CorruptCheckpoint(f"no checkpoint for {self.key!r} in {self.root}")
+        weights = load_weights(folder / "weights.safetensors")
+        try:
+            state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise CorruptCheckpoint(
+                f"corrupt checkpoint {folder / 'state.pt'}: {str(e).splitlines()[0]}"
+            ) from None
+        if restore_rng:
+            set_rng_state(state["rng"])
+        return int(state["step"]), weights, state

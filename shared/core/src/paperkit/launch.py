@@ -1,0 +1,68 @@
+"""``run_trainer``: the life of one ``train`` invocation, shared by every trainer.
+
+Parse the config (one-line errors, exit 2), open the run folder, run the trainer's body with Ctrl-C/SIGTERM
+turned into "save and stop" (exit 130), stop on NaN/inf losses (exit 1), write ``summary.json``, print the claims
+table, and with ``--strict`` exit 1 when a claim failed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .config import ConfigError, parse, to_dict
+from .run import Interrupted, NonFiniteLoss, Run
+
+
+def run_trainer(
+    *,
+    package: str,
+    config_cls: type,
+    presets: dict[str, dict],
+    body: Callable[[Any, Run], dict],
+    argv: list[str] | None = None,
+    description: str = "",
+) -> int:
+    """Run ``body(cfg, run) -> results`` as the ``train`` command of ``package``; return the exit status."""
+    prog = f"train ({package})"
+    try:
+        cfg, opts = parse(config_cls, presets, argv, prog=prog, description=description)
+        run = Run.open(package, to_dict(cfg, opts.preset), out=opts.out, resume=opts.resume)
+    except ConfigError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    if run.is_main:
+        verb = "resuming" if run.resuming else "writing"
+        print(f"{package}: preset {opts.preset}, {verb} {run.out}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        with run:
+            results = body(cfg, run)
+    except Interrupted as e:
+        if run.is_main:
+            print(
+                f"{package}: interrupted ({e}); state saved. Continue with: train --resume {run.out}",
+                file=sys.stderr,
+            )
+        return 130
+    except NonFiniteLoss as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except ConfigError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    results = {**results, "wall_seconds": round(time.perf_counter() - t0, 1)}
+    run.finish(results)
+    if run.is_main:
+        print(run.claims_table())
+        print(f"{package}: results in {run.out / 'summary.json'}")
+    failed = [c.id for c in run.claims if not c.passed]
+    if opts.strict and failed:
+        if run.is_main:
+            print(f"{prog}: --strict: {len(failed)} claim(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

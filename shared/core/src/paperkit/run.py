@@ -1,0 +1,281 @@
+"""The run folder: config, metrics, figures, claims, checkpoints, and the step loop that ties them together.
+
+Layout of ``--out DIR`` (default ``runs/PACKAGE/TIMESTAMP``)::
+
+    config.json        the resolved config (with the preset's name)
+    metrics.jsonl      one JSON object per logged step
+    summary.json       results and "claims"
+    *.png              figures
+    checkpoints/       progress.json (finished phases, metrics written) and one folder per checkpoint key
+
+Only rank 0 writes. Nothing here imports torch at module level; checkpoints load it on first use.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .claims import Claim, format_table
+from .config import ConfigError
+
+
+class Interrupted(Exception):
+    """Raised after SIGINT/SIGTERM once the run has saved its state."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """A NaN or inf loss: the run stops, the last good checkpoint is kept."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+class Run:
+    """One run folder. Create it with :meth:`open`; use it as a context manager to catch Ctrl-C/SIGTERM."""
+
+    def __init__(self, out: Path, package: str, config: dict, *, resuming: bool, progress: dict):
+        self.out = out
+        self.package = package
+        self.config = config
+        self.resuming = resuming
+        self.is_main = _rank() == 0
+        self.claims: list[Claim] = []
+        self.figures: list[str] = []
+        self._progress = progress
+        self._metrics_lines = int(progress.get("metrics_lines", 0))
+        self._stop = False
+        self._old_handlers: dict = {}
+
+    # -- creation ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, package: str, config: dict, *, out: str | None, resume: str | None) -> Run:
+        """Create a new run folder, or reopen ``resume`` at its last checkpoint. Bad input: ConfigError,
+        raised before anything is written."""
+        if resume is not None:
+            folder = Path(resume)
+            prog_path = folder / "checkpoints" / "progress.json"
+            if not prog_path.is_file():
+                raise ConfigError(
+                    f"--resume {resume}: no checkpoint in that folder (checkpoints/progress.json is missing)"
+                )
+            try:
+                progress = json.loads(prog_path.read_text())
+                if not isinstance(progress, dict):
+                    raise ValueError("not a mapping")
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"--resume {resume}: corrupt checkpoint {prog_path}: {e}") from None
+            run = cls(folder, package, config, resuming=True, progress=progress)
+            run._verify_checkpoints()
+            if run.is_main:
+                run._truncate_metrics()
+            return run
+        if out is None:
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            folder = Path("runs") / package / stamp
+        else:
+            folder = Path(out)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise ConfigError(
+                f"--out {folder} already holds files; continue it with --resume {folder} "
+                "or choose another --out"
+            )
+        progress = {"metrics_lines": 0, "phases": {}, "checkpoints": {}}
+        run = cls(folder, package, config, resuming=False, progress=progress)
+        if run.is_main:
+            (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+            write_json_atomic(folder / "config.json", config)
+            (folder / "metrics.jsonl").touch()
+            run._write_progress()
+        return run
+
+    def _verify_checkpoints(self) -> None:
+        from .checkpoint import verify
+
+        for key, sub in self._progress.get("checkpoints", {}).items():
+            verify(self.out / "checkpoints" / sub, key)
+
+    def _truncate_metrics(self) -> None:
+        path = self.out / "metrics.jsonl"
+        lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+        keep = lines[: self._metrics_lines]
+        tmp = path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, path)
+
+    def _write_progress(self) -> None:
+        if self.is_main:
+            self._progress["metrics_lines"] = self._metrics_lines
+            write_json_atomic(self.out / "checkpoints" / "progress.json", self._progress)
+
+    # -- signals -------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop:  # a second Ctrl-C: give up at once
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
+        self._stop = True
+        print(
+            f"\n{signal.Signals(signum).name}: saving a checkpoint and stopping (again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def stop_requested(self) -> bool:
+        stop = self._stop
+        dist = sys.modules.get("torch.distributed")
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            import torch
+
+            flag = torch.tensor([1.0 if stop else 0.0])
+            if dist.get_backend() == "nccl":
+                flag = flag.cuda()
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item() > 0)
+        return stop
+
+    # -- the step loop -------------------------------------------------------------------------------------
+
+    def steps(
+        self,
+        total: int,
+        *,
+        start: int = 0,
+        desc: str = "",
+        save: Callable[[int], None] | None = None,
+        every: int | None = None,
+    ) -> Iterator[int]:
+        """Yield step indices ``start..total-1`` with a progress bar. After each step: on SIGINT/SIGTERM call
+        ``save(steps_done)`` and raise :class:`Interrupted`; every ``every`` steps call ``save(steps_done)``."""
+        from tqdm.auto import tqdm
+
+        every = every or int(self.config.get("checkpoint_every", 0)) or None
+        bar = tqdm(
+            total=total,
+            initial=start,
+            desc=desc,
+            disable=not self.is_main,
+            leave=False,
+            mininterval=1.0,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+        try:
+            for step in range(start, total):
+                yield step
+                bar.update(1)
+                done = step + 1
+                if self.stop_requested():
+                    if save is not None:
+                        save(done)
+                    raise Interrupted(f"{desc} at step {done}/{total}")
+                if save is not None and every and done % every == 0 and done < total:
+                    save(done)
+        finally:
+            bar.close()
+
+    def check_finite(self, value: float, *, where: str) -> float:
+        """Stop the run with a clear message when a loss is NaN or inf."""
+        if not math.isfinite(value):
+            raise NonFiniteLoss(
+                f"loss is {value} at {where}; stopped, the last good checkpoint is kept in "
+                f"{self.out / 'checkpoints'}"
+            )
+        return value
+
+    def phase(self, key: str, fn: Callable[[], dict]) -> dict:
+        """Run ``fn`` once per run: a finished phase's (JSON) result is stored and returned on resume."""
+        done = self._progress["phases"]
+        if key in done:
+            return done[key]
+        result = fn()
+        done[key] = json.loads(json.dumps(result, default=_json_default))
+        self._write_progress()
+        return done[key]
+
+    def checkpoint(self, key: str):
+        """The checkpoint slot ``key`` (a :class:`paperkit.checkpoint.Checkpoint`)."""
+        from .checkpoint import Checkpoint
+
+        return Checkpoint(self, key)
+
+    # -- outputs -------------------------------------------------------------------------------------------
+
+    def log(self, **metrics: Any) -> None:
+        """Append one JSON object to metrics.jsonl."""
+        if not self.is_main:
+            return
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics, default=_json_default) + "\n")
+        self._metrics_lines += 1
+
+    def claim(self, id: str, statement: str, value: float | None, op: str, threshold: float) -> Claim:
+        c = Claim.check(id, statement, value, op, threshold)
+        self.claims.append(c)
+        return c
+
+    def save_figure(self, fig: Any, name: str) -> Path:
+        path = self.out / f"{name}.png"
+        if self.is_main:
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+            self.figures.append(path.name)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return path
+
+    def finish(self, results: dict) -> dict:
+        summary = {
+            "package": self.package,
+            "preset": self.config.get("preset"),
+            "finished": _dt.datetime.now().isoformat(timespec="seconds"),
+            "results": results,
+            "claims": [c.to_dict() for c in self.claims],
+            "figures": self.figures,
+        }
+        if self.is_main:
+            write_json_atomic(self.out / "summary.json", summary)
+        return summary
+
+    def claims_table(self) -> str:
+        return format_table(self.claims)
