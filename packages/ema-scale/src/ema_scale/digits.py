@@ -178,6 +178,7 @@ class ArmSpec:
     hidden: int = 256
     cosine_ema: bool = False  # BYOL: rho(s) cosine from ema_momentum to 1 over total_samples
     lars_rule: str = "linear"
+    warmup_samples: int = 0  # linear learning-rate warm-up, in samples seen (Goyal et al.)
     model_name: str = "resnet18"  # byol-images: the timm backbone
     image_size: int = 32  # byol-images: crop size
 
@@ -270,6 +271,8 @@ def train_arm(
             kappa = new_kappa
             hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
             apply_hparams(opt, hp)
+        if spec.warmup_samples and samples < spec.warmup_samples + bs:
+            apply_hparams(opt, hp, lr_factor=min(1.0, (samples + bs) / spec.warmup_samples))
         idx = stream_indices(spec.seed, n, samples, bs, spec.seeds)  # [S, bs], the global batch
         per_rank = bs // env.world_size
         mine = slice(env.rank * per_rank, (env.rank + 1) * per_rank)  # this rank's part of it

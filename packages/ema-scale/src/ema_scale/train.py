@@ -50,7 +50,7 @@ class Config(BaseConfig):
     byol_optimizer: str = knob(
         "sgd", "optimizer and its scaling rule", choices=("sgd", "lars", "adam", "adamw")
     )
-    byol_lr: float = knob(0.05, "learning rate at the base batch", low=0, low_open=True)
+    byol_lr: float = knob(0.02, "learning rate at the base batch", low=0, low_open=True)
     byol_momentum: float = knob(0.9, "SGD/LARS momentum (not scaled)", low=0, high=0.999)
     byol_weight_decay: float = knob(1e-5, "weight decay", low=0)
     byol_rho: float = knob(0.99, "target EMA momentum at the base batch (cosine to 1)", low=0, high=0.999999)

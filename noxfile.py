@@ -1,0 +1,110 @@
+"""nox sessions, parametrized over the workspace members.
+
+    uv run nox                      # tests, wheel and lint for every member (what CI runs)
+    uv run nox -l                   # list sessions
+    uv run nox -k ema-scale         # one member's sessions
+    uv run nox -s "bench(package='ema-scale')"
+
+Each member's tests run in a venv of their own, synced from the lock with ``--exact``: a package whose code imports
+something it did not declare fails its own session. ``wheel`` installs the member's and the core's wheels into a
+fresh venv with the lock's pinned third-party requirements and no workspace, then runs ``train --help``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests", "wheel", "lint"]
+nox.options.reuse_venv = "yes"
+
+CORE = "paperkit"
+# extras a member's tests need (never the CUDA-only `cuda` extra)
+TEST_EXTRAS = {CORE: ["torch", "eval"]}
+
+
+def _members() -> dict[str, Path]:
+    found = {}
+    for folder in [ROOT / "shared" / "core", *sorted((ROOT / "packages").glob("*"))]:
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            found[tomllib.loads(pyproject.read_text())["project"]["name"]] = folder
+    return found
+
+
+MEMBERS = _members()
+NAMES = list(MEMBERS)
+ENV = {"PYTHONDONTWRITEBYTECODE": None}  # unset: compiled bytecode halves torch's import time
+
+
+def _sync(session: nox.Session, package: str) -> None:
+    extras = [a for e in TEST_EXTRAS.get(package, []) for a in ("--extra", e)]
+    session.run_install("uv", "sync", "--locked", "--package", package, "--group", "dev", "--exact", *extras,
+                        f"--python={session.virtualenv.location}",
+                        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True)
+
+
+@nox.session
+@nox.parametrize("package", NAMES)
+def tests(session: nox.Session, package: str) -> None:
+    """The member's test suite (slow tests included), in its own exact venv."""
+    _sync(session, package)
+    folder = MEMBERS[package]
+    session.run("python", "-m", "pytest", str(folder / "tests"), "-q", *session.posargs, env=ENV)
+
+
+@nox.session
+@nox.parametrize("package", NAMES)
+def wheel(session: nox.Session, package: str) -> None:
+    """Install the member alone from wheels (plus the core's) with the lock's pins; import it; `train --help`."""
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    session.run("uv", "build", "--package", package, "--wheel", "-o", str(dist), "-q", external=True)
+    if package != CORE:
+        session.run("uv", "build", "--package", CORE, "--wheel", "-o", str(dist), "-q", external=True)
+    req = tmp / "requirements.txt"
+    session.run("uv", "export", "--package", package, "--frozen", "--no-dev", "--no-emit-workspace",
+                "--no-hashes", "--no-header", "-q", "-o", str(req), external=True)
+    wheels = sorted(str(p) for p in dist.glob("*.whl"))
+    session.run("uv", "pip", "install", "-q", f"--python={session.virtualenv.location}", "-r", str(req),
+                *wheels, external=True)
+    module = package.replace("-", "_")
+    with session.chdir(tmp):  # away from the workspace: nothing imported from the source tree
+        session.run("python", "-c", f"import {module}; print({module}.__name__, 'imports from', "
+                    f"{module}.__file__)", env=ENV)
+        if package == CORE:
+            # the torch-free core: CLI, run folder and claims import without torch; no trainer is installed
+            session.run("python", "-c", "import sys, paperkit.config, paperkit.run, paperkit.claims, "
+                        "paperkit.launch, paperkit.dispatch; assert 'torch' not in sys.modules", env=ENV)
+            session.run("train", success_codes=[2], env=ENV)
+        else:
+            out = session.run("train", "--help", silent=True, env=ENV)
+            if f"trainer {package!r}" not in (out or ""):
+                session.error(f"`train --help` in a venv with only {package} did not select {package}")
+            session.log(out.splitlines()[0])
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repository."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+@nox.parametrize("package", NAMES)
+def bench(session: nox.Session, package: str) -> None:
+    """The member's benchmark (bench/*.py): its hot path against the named anchor, printing ratios."""
+    scripts = sorted((MEMBERS[package] / "bench").glob("*.py"))
+    if not scripts:
+        session.skip(f"{package} has no bench/ script")
+    _sync(session, package)
+    for script in scripts:
+        session.run("python", str(script), *session.posargs, env={**ENV, "OMP_NUM_THREADS": os.environ.get(
+            "OMP_NUM_THREADS", "2")})

@@ -1,0 +1,123 @@
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+from toy import main
+
+from paperkit.claims import Claim, format_table
+
+
+def read(folder, name):
+    return json.loads((folder / name).read_text())
+
+
+def test_run_folder_layout_and_claims(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--preset", "smoke", "--out", str(out)]) == 0
+    assert read(out, "config.json")["steps"] == 50 and read(out, "config.json")["preset"] == "smoke"
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["step"] for l in lines] == list(range(50))
+    summary = read(out, "summary.json")
+    claims = {c["id"]: c for c in summary["claims"]}
+    assert claims["fits"]["passed"] is True and claims["impossible"]["passed"] is False
+    assert claims["fits"]["value"] == summary["results"]["error"]
+    table = capsys.readouterr().out
+    assert "fits" in table and "FAIL" in table
+
+
+def test_strict_fails_on_a_failed_claim(tmp_path):
+    assert main(["--preset", "smoke", "--out", str(tmp_path / "r"), "--strict"]) == 1
+
+
+def test_claim_passed_is_computed():
+    assert Claim.check("a", "s", 0.1, "<=", 0.2).passed
+    assert not Claim.check("a", "s", float("nan"), "<=", 0.2).passed
+    assert not Claim.check("a", "s", None, ">", 0).passed
+    with pytest.raises(ValueError):
+        Claim.check("a", "s", 1, "~", 0)
+    assert "PASS" in format_table([Claim.check("a", "s", 1, ">", 0)])
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    assert main(["--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already holds files" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("argv", [["--preset", "nope"], ["--lr", "-1"], ["--batch-size", "-2"], ["--bogus"]])
+def test_bad_input_exit_2_one_line_nothing_written(tmp_path, capsys, argv):
+    out = tmp_path / "r"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("train (toy): error:")
+    assert not out.exists()
+
+
+def test_resume_without_checkpoint_and_with_corrupt_checkpoint(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    assert main(["--resume", str(empty)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    out = tmp_path / "r"
+    assert main(["--preset", "smoke", "--out", str(out), "--checkpoint-every", "10"]) == 0
+    capsys.readouterr()
+    weights = next((out / "checkpoints").glob("toy/step-*/weights.safetensors"))
+    weights.write_bytes(b"garbage" * 10)
+    before = (out / "metrics.jsonl").read_text()
+    assert main(["--resume", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupt checkpoint" in err and len(err.splitlines()) == 1
+    assert (out / "metrics.jsonl").read_text() == before
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["--preset", "smoke", "--out", str(out), "--checkpoint-every", "5", "--blow-up-at", "12"]) == 1
+    err = capsys.readouterr().err
+    assert "loss is nan at step 12" in err
+    progress = read(out / "checkpoints", "progress.json")
+    assert progress["checkpoints"]["toy"].endswith("step-000000010")
+
+
+def _interrupt_when(path, lines, sig=signal.SIGINT):
+    def watch():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if path.exists() and len(path.read_text().splitlines()) >= lines:
+                os.kill(os.getpid(), sig)
+                return
+            time.sleep(0.005)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path, sig):
+    args = ["--steps", "40", "--slow", "0.01", "--checkpoint-every", "7"]
+    ref = tmp_path / "ref"
+    assert main([*args, "--out", str(ref)]) == 0
+    out = tmp_path / "cut"
+    t = _interrupt_when(out / "metrics.jsonl", 15, sig)
+    assert main([*args, "--out", str(out)]) == 130
+    t.join()
+    n = len((out / "metrics.jsonl").read_text().splitlines())
+    assert 15 <= n < 40
+    assert main(["--resume", str(out)]) == 0
+    assert (out / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
+    assert read(out, "summary.json")["results"] == {**read(ref, "summary.json")["results"],
+                                                    "wall_seconds": read(out, "summary.json")["results"]["wall_seconds"]}
+    from safetensors.torch import load_file
+
+    w = [load_file(str(next((d / "checkpoints").glob("toy/step-*/weights.safetensors")))) for d in (ref, out)]
+    assert torch.equal(w[0]["model.weight"], w[1]["model.weight"])
