@@ -44,9 +44,20 @@ ENV = {"PYTHONDONTWRITEBYTECODE": None}  # unset: compiled bytecode halves torch
 
 def _sync(session: nox.Session, package: str) -> None:
     extras = [a for e in TEST_EXTRAS.get(package, []) for a in ("--extra", e)]
-    session.run_install("uv", "sync", "--locked", "--package", package, "--group", "dev", "--exact", *extras,
-                        f"--python={session.virtualenv.location}",
-                        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True)
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--package",
+        package,
+        "--group",
+        "dev",
+        "--exact",
+        *extras,
+        f"--python={session.virtualenv.location}",
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        silent=True,
+    )
 
 
 @nox.session
@@ -68,19 +79,50 @@ def wheel(session: nox.Session, package: str) -> None:
     if package != CORE:
         session.run("uv", "build", "--package", CORE, "--wheel", "-o", str(dist), "-q", external=True)
     req = tmp / "requirements.txt"
-    session.run("uv", "export", "--package", package, "--frozen", "--no-dev", "--no-emit-workspace",
-                "--no-hashes", "--no-header", "-q", "-o", str(req), external=True)
+    session.run(
+        "uv",
+        "export",
+        "--package",
+        package,
+        "--frozen",
+        "--no-dev",
+        "--no-emit-workspace",
+        "--no-hashes",
+        "--no-header",
+        "-q",
+        "-o",
+        str(req),
+        external=True,
+    )
     wheels = sorted(str(p) for p in dist.glob("*.whl"))
-    session.run("uv", "pip", "install", "-q", f"--python={session.virtualenv.location}", "-r", str(req),
-                *wheels, external=True)
+    session.run(
+        "uv",
+        "pip",
+        "install",
+        "-q",
+        f"--python={session.virtualenv.location}",
+        "-r",
+        str(req),
+        *wheels,
+        external=True,
+    )
     module = package.replace("-", "_")
     with session.chdir(tmp):  # away from the workspace: nothing imported from the source tree
-        session.run("python", "-c", f"import {module}; print({module}.__name__, 'imports from', "
-                    f"{module}.__file__)", env=ENV)
+        session.run(
+            "python",
+            "-c",
+            f"import {module}; print({module}.__name__, 'imports from', {module}.__file__)",
+            env=ENV,
+        )
         if package == CORE:
             # the torch-free core: CLI, run folder and claims import without torch; no trainer is installed
-            session.run("python", "-c", "import sys, paperkit.config, paperkit.run, paperkit.claims, "
-                        "paperkit.launch, paperkit.dispatch; assert 'torch' not in sys.modules", env=ENV)
+            session.run(
+                "python",
+                "-c",
+                "import sys, paperkit.config, paperkit.run, paperkit.claims, "
+                "paperkit.launch, paperkit.dispatch; assert 'torch' not in sys.modules",
+                env=ENV,
+            )
             session.run("train", success_codes=[2], env=ENV)
         else:
             out = session.run("train", "--help", silent=True, env=ENV)
@@ -106,5 +148,9 @@ def bench(session: nox.Session, package: str) -> None:
         session.skip(f"{package} has no bench/ script")
     _sync(session, package)
     for script in scripts:
-        session.run("python", str(script), *session.posargs, env={**ENV, "OMP_NUM_THREADS": os.environ.get(
-            "OMP_NUM_THREADS", "2")})
+        session.run(
+            "python",
+            str(script),
+            *session.posargs,
+            env={**ENV, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")},
+        )

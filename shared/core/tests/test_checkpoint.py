@@ -3,8 +3,14 @@ import random
 import numpy as np
 import pytest
 import torch
-
-from paperkit.checkpoint import CorruptCheckpoint, load_weights, rng_state, save_weights, set_rng_state, verify
+from paperkit.checkpoint import (
+    CorruptCheckpoint,
+    load_weights,
+    rng_state,
+    save_weights,
+    set_rng_state,
+    verify,
+)
 from paperkit.run import Run
 
 

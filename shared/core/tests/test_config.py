@@ -1,9 +1,8 @@
 import json
 
 import pytest
-from toy import PRESETS, ToyConfig
-
 from paperkit.config import ConfigError, parse, to_dict
+from toy import PRESETS, ToyConfig
 
 
 def p(*argv):
@@ -82,7 +81,18 @@ def test_help_lists_every_knob_with_default(capsys):
         p("--help")
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--steps", "--lr", "--batch-size", "--kappas", "--seed", "--device", "--preset", "--resume",
-                 "--strict", "--out", "--config"):
+    for flag in (
+        "--steps",
+        "--lr",
+        "--batch-size",
+        "--kappas",
+        "--seed",
+        "--device",
+        "--preset",
+        "--resume",
+        "--strict",
+        "--out",
+        "--config",
+    ):
         assert flag in out
     assert "(default: 80)" in out

@@ -4,7 +4,6 @@ import sys
 import textwrap
 
 import pytest
-
 from paperkit import dispatch
 
 
@@ -72,8 +71,12 @@ def test_real_ancestor_process_is_read(tmp_path):
         from paperkit import dispatch
         print(dispatch.select([])[:2])
     """)
-    out = subprocess.run([str(fake_uv), "run", "--package", "some-pkg", "bash", "-c",
-                          f"{sys.executable} -c \"{probe}\""], cwd=tmp_path, capture_output=True, text=True,
-                         env={k: v for k, v in os.environ.items() if k != dispatch.ENV})
+    out = subprocess.run(
+        [str(fake_uv), "run", "--package", "some-pkg", "bash", "-c", f'{sys.executable} -c "{probe}"'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != dispatch.ENV},
+    )
     assert out.returncode == 0, out.stderr
     assert "('some-pkg', 'the parent command `uv run --package some-pkg`')" in out.stdout

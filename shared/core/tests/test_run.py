@@ -6,9 +6,8 @@ import time
 
 import pytest
 import torch
-from toy import main
-
 from paperkit.claims import Claim, format_table
+from toy import main
 
 
 def read(folder, name):
@@ -81,7 +80,9 @@ def test_resume_without_checkpoint_and_with_corrupt_checkpoint(tmp_path, capsys)
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["--preset", "smoke", "--out", str(out), "--checkpoint-every", "5", "--blow-up-at", "12"]) == 1
+    assert (
+        main(["--preset", "smoke", "--out", str(out), "--checkpoint-every", "5", "--blow-up-at", "12"]) == 1
+    )
     err = capsys.readouterr().err
     assert "loss is nan at step 12" in err
     progress = read(out / "checkpoints", "progress.json")
@@ -115,8 +116,10 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, sig):
     assert 15 <= n < 40
     assert main(["--resume", str(out)]) == 0
     assert (out / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
-    assert read(out, "summary.json")["results"] == {**read(ref, "summary.json")["results"],
-                                                    "wall_seconds": read(out, "summary.json")["results"]["wall_seconds"]}
+    assert read(out, "summary.json")["results"] == {
+        **read(ref, "summary.json")["results"],
+        "wall_seconds": read(out, "summary.json")["results"]["wall_seconds"],
+    }
     from safetensors.torch import load_file
 
     w = [load_file(str(next((d / "checkpoints").glob("toy/step-*/weights.safetensors")))) for d in (ref, out)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
 from paperkit import BaseConfig, Run, knob, run_trainer
 from paperkit.device import seed_everything, step_generator
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from paperkit.device import autocast, step_generator
-from paperkit.distributed import DistEnv, unwrap, wrap_ddp
+from paperkit.distributed import DistEnv, all_reduce_mean, unwrap, wrap_ddp
 from paperkit.ema import Cosine, ScaledEMA
 from paperkit.evaluation import knn_accuracy, linear_probe
 from torch import nn
@@ -294,13 +294,14 @@ def train_arm(
                     z1, z2 = ema(views).float().chunk(2, dim=1)
                 p1, p2 = ddp(views).float().chunk(2, dim=1)
             loss = byol_loss(p1, z2) + byol_loss(p2, z1)
-        run.check_finite(loss.item(), where=f"{key} step {step}")
+        value = all_reduce_mean(loss.detach()).item()  # the global batch's loss, the same on every rank
+        run.check_finite(value, where=f"{key} step {step}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         ema.update(unwrap(ddp).ema_source(), batch_size=bs)
         samples += bs
-        losses.append(loss.item())
+        losses.append(value)
         if samples % spec.eval_every == 0 or samples >= spec.total_samples:
             point = {
                 "arm": key,
@@ -318,6 +319,7 @@ def train_arm(
             run.log(**point)
             if on_eval:
                 on_eval(point)
+    save(steps_total)  # the final weights (model and EMA) stay in checkpoints/KEY/
     result = {"curve": curve, "final": curve[-1] if curve else {}}
     if spec.task != "supervised":
         result["final"] = {**result["final"], **probe(model, data, env, spec)}

@@ -67,6 +67,18 @@ def _mlp(a: int, hidden: int, b: int) -> nn.Sequential:
     )
 
 
+class Flat(nn.Module):
+    """Apply ``inner`` to ``[S, B, ...]`` by folding S into the batch (timm models take ``[N, 3, H, W]``)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, b = x.shape[:2]
+        return self.inner(x.reshape(s * b, *x.shape[2:])).reshape(s, b, -1)
+
+
 class ImageBYOL(nn.Module):
     """BYOL with a timm backbone (``pretrained=False``: nothing is downloaded), BYOL's 2-layer heads.
     Takes ``[S, B, 3, H, W]`` (S = 1) like the digits models, so one training loop serves both."""
@@ -76,19 +88,15 @@ class ImageBYOL(nn.Module):
         import timm
 
         encoder = timm.create_model(model_name, pretrained=False, num_classes=0)
-        feat = encoder.num_features
-        self.backbone = nn.Sequential(encoder, _mlp(feat, hidden, proj))
-        self.predictor = _mlp(proj, hidden, proj)
-
-    def _flat(self, f, x: torch.Tensor) -> torch.Tensor:
-        s, b = x.shape[:2]
-        return f(x.reshape(s * b, *x.shape[2:])).reshape(s, b, -1)
+        self.backbone = Flat(nn.Sequential(encoder, _mlp(encoder.num_features, hidden, proj)))
+        self.predictor = Flat(_mlp(proj, hidden, proj))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._flat(lambda t: self.predictor(self.backbone(t)), x)
+        return self.predictor(self.backbone(x))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self._flat(self.backbone[0], x)
+        s, b = x.shape[:2]
+        return self.backbone.inner[0](x.reshape(s * b, *x.shape[2:])).reshape(s, b, -1)
 
     def ema_source(self) -> nn.Module:
         return self.backbone

@@ -231,8 +231,11 @@ def build_parser(
         if tp is bool:
             knobs.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            metavar = "A,B,..." if typing.get_origin(tp) is tuple else tp.__name__.upper()
-            choices = meta.get("choices")
+            is_tuple = typing.get_origin(tp) is tuple
+            metavar = "A,B,..." if is_tuple else tp.__name__.upper()
+            choices = None if is_tuple else meta.get("choices")
+            if is_tuple and meta.get("choices"):
+                help_text += f"; each one of: {', '.join(meta['choices'])}"
             knobs.add_argument(
                 *names, dest=f.name, metavar=metavar if not choices else None, choices=choices, help=help_text
             )

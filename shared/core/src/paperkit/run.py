@@ -102,7 +102,7 @@ class Run:
             folder = Path("runs") / package / stamp
         else:
             folder = Path(out)
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if _rank() == 0 and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise ConfigError(
                 f"--out {folder} already holds files; continue it with --resume {folder} "
                 "or choose another --out"

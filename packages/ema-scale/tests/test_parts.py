@@ -1,0 +1,60 @@
+"""The experiments' building blocks: the parabola simulator, batched seeds, data streams, augmentations."""
+
+import torch
+from ema_scale.digits import SeedLinear, augment, seed_mlp, stream_indices
+from ema_scale.images import augment_images
+from ema_scale.parabola import simulate
+from torch import nn
+
+
+def test_parabola_arms_agree_at_kappa_1_and_the_rule_tracks_it():
+    r = simulate((1, 4), seeds=128, base_steps=2048, coupling=0.5)
+    for a in ("none", "linear"):
+        assert torch.equal(r.mean[a][1], r.mean["exp"][1])
+    assert r.gap["exp"][4] < 0.1 * r.gap["none"][4]
+    assert r.gap["exp"][1] == 0.0
+
+
+def test_parabola_ema_tracks_sgd_stationary_mean():
+    r = simulate((1,), seeds=512, base_steps=8192, rho=0.9, lr=0.05, coupling=0.0, noise=0.0)
+    assert abs(float(r.mean["exp"][1][-1])) < 1e-6  # without noise theta and zeta go to the minimum at 0
+
+
+def test_seed_linear_equals_independent_linears():
+    lin = SeedLinear(3, 5, 4, seed=1)
+    x = torch.randn(3, 7, 5)
+    for s in range(3):
+        ref = nn.Linear(5, 4)
+        ref.weight.data, ref.bias.data = lin.weight[s].T.clone(), lin.bias[s, 0].clone()
+        assert torch.allclose(lin(x)[s], ref(x[s]), atol=1e-6)
+
+
+def test_seeds_are_independent_of_how_many_are_batched():
+    a, b = seed_mlp(2, (4, 8, 3), seed=5), seed_mlp(4, (4, 8, 3), seed=5)
+    assert torch.equal(a[0].weight, b[0].weight[:2])
+
+
+def test_stream_common_random_numbers():
+    """A batch of kappa*B is exactly the kappa base batches it replaces, across epoch boundaries."""
+    n = 50
+    base = torch.cat([stream_indices(0, n, s, 8, 2) for s in range(0, 160, 8)], dim=1)
+    big = torch.cat([stream_indices(0, n, s, 32, 2) for s in range(0, 160, 32)], dim=1)
+    assert torch.equal(base, big)
+    for e in range(3):
+        assert sorted(base[0, e * n : (e + 1) * n].tolist()) == list(range(n))
+
+
+def test_augment_is_deterministic_and_keeps_shape():
+    x = torch.rand(2, 6, 64)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a, b = augment(x, g1), augment(x, g2)
+    assert a.shape == x.shape and torch.equal(a, b)
+    plain = augment(x, torch.Generator().manual_seed(0), shift=0, noise=0.0, erase=0.0)
+    assert torch.equal(plain, x)
+
+
+def test_augment_images_shapes_and_range():
+    x = torch.randint(0, 256, (1, 4, 3, 20, 20), dtype=torch.uint8)
+    v = augment_images(x, torch.Generator().manual_seed(0), size=16)
+    assert v.shape == (1, 4, 3, 16, 16) and torch.isfinite(v).all()
+    assert torch.equal(v, augment_images(x, torch.Generator().manual_seed(0), size=16))

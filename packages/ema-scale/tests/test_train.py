@@ -1,0 +1,254 @@
+"""The trainer end to end: smoke run, claims, resume after SIGINT, bad input, the paper preset, torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ema_scale.train import main
+from safetensors.torch import load_file
+
+
+def read(folder: Path, name: str):
+    return json.loads((folder / name).read_text())
+
+
+def final_weights(folder: Path, key: str) -> dict:
+    (path,) = (folder / "checkpoints").glob(f"{key.replace('/', '--')}/step-*/weights.safetensors")
+    return load_file(str(path))
+
+
+def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--preset", "smoke", "--out", str(out)]) == 0
+    summary = read(out, "summary.json")
+    ids = {c["id"] for c in summary["claims"]}
+    assert ids == {"parabola", "supervised_final", "supervised_curves", "byol_probe", "progressive"}
+    for c in summary["claims"]:
+        assert set(c) == {"id", "statement", "value", "op", "threshold", "passed"}
+    # the parabola claim is stable even at smoke scale: the rule is far closer to kappa = 1 than rho fixed
+    par = next(c for c in summary["claims"] if c["id"] == "parabola")
+    assert par["passed"] and par["value"] < 0.1
+    assert {"parabola.png", "supervised.png", "byol.png"} <= {p.name for p in out.glob("*.png")}
+    assert read(out, "config.json")["preset"] == "smoke"
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("arm") == "supervised/k4-exp" for r in rows)
+    sup = [r for r in rows if r.get("arm") == "supervised/k4-exp"]
+    assert all(r["ema_momentum"] == pytest.approx(0.99**4) for r in sup)
+    assert all(r["lr"] == pytest.approx(4 * 0.02) for r in sup)
+    assert "results in" in capsys.readouterr().out
+
+
+def test_progressive_run_rescales_at_the_switch(tmp_path):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "--preset",
+                "smoke",
+                "--experiments",
+                "progressive",
+                "--out",
+                str(out),
+                "--prog-kappa",
+                "4",
+                "--byol-epochs",
+                "4",
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    prog = [r for r in rows if r.get("arm") == "progressive/byol"]
+    assert {r["global_batch"] for r in prog} == {32, 128}
+    late = [r for r in prog if r["global_batch"] == 128]
+    assert all(r["lr"] == pytest.approx(4 * 0.02) for r in late)
+    summary = read(out, "summary.json")
+    assert "progressive" in summary["results"]["byol"]
+
+
+def _interrupt_when(path: Path, lines: int):
+    def watch():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if path.exists() and len(path.read_text().splitlines()) >= lines:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.005)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
+    args = [
+        "--preset",
+        "smoke",
+        "--experiments",
+        "supervised",
+        "--sup-kappas",
+        "1,4",
+        "--sup-epochs",
+        "6",
+        "--sup-evals",
+        "24",
+        "--checkpoint-every",
+        "40",
+    ]
+    ref = tmp_path / "ref"
+    assert main([*args, "--out", str(ref)]) == 0
+    cut = tmp_path / "cut"
+    t = _interrupt_when(cut / "metrics.jsonl", 5)
+    assert main([*args, "--out", str(cut)]) == 130
+    t.join()
+    assert len((cut / "metrics.jsonl").read_text().splitlines()) < len(
+        (ref / "metrics.jsonl").read_text().splitlines()
+    )
+    assert main(["--resume", str(cut)]) == 0
+    assert (cut / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
+    for key in ("supervised/k1", "supervised/k4-exp", "supervised/k4-none"):
+        a, b = final_weights(ref, key), final_weights(cut, key)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (key, k)
+    assert read(cut, "summary.json")["claims"] == read(ref, "summary.json")["claims"]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--sup-lr", "-0.1"], "--sup-lr must be > 0"),
+        (["--sup-base-batch", "-4"], "--sup-base-batch must be >= 1"),
+        (["--byol-kappas", "4,16"], "must include 1"),
+        (["--experiments", "parabola,imagenet"], "--experiments must be one of"),
+        (["--experiments", "byol-images"], "needs --data"),
+        (["--preset", "huge"], "invalid choice"),
+        (["--parabola-rho", "1.5"], "--parabola-rho must be <="),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
+    out = tmp_path / "r"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert not out.exists()
+
+
+def write_image_folder(root: Path, classes: int = 2, per_class: int = 6, size: int = 20) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            arr = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+            arr[..., c % 3] = 255 if c else 0  # a visible class signal
+            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+def test_paper_preset_runs_a_few_steps_on_an_image_folder(tmp_path):
+    data = write_image_folder(tmp_path / "images")
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "--preset",
+                "paper",
+                "--data",
+                str(data),
+                "--model",
+                "resnet18",
+                "--img-base-batch",
+                "4",
+                "--img-epochs",
+                "2",
+                "--image-size",
+                "16",
+                "--image-load-size",
+                "20",
+                "--img-test-fraction",
+                "0.25",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    res = read(out, "summary.json")["results"]["byol_images"]
+    assert res["classes"] == ["class0", "class1"]
+    assert 0.0 <= res["final"]["probe_acc"] <= 1.0
+    assert res["curve"][-1]["samples"] == 4 * round(2 * 9 / 4)
+    w = final_weights(out, "byol-images")
+    assert any(k.startswith("ema.") for k in w) and any(k.startswith("model.") for k in w)
+
+
+def test_paper_preset_bad_folder(tmp_path, capsys):
+    assert main(["--preset", "paper", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_match_one_process(tmp_path):
+    """2 gloo ranks x 16 samples == 1 process x 32 samples (global batch), up to float reduction order."""
+    train = Path(sys.executable).parent / "train"
+    args = [
+        "--trainer",
+        "ema-scale",
+        "--preset",
+        "smoke",
+        "--experiments",
+        "supervised",
+        "--sup-kappas",
+        "1,2",
+        "--sup-base-batch",
+        "16",
+        "--sup-epochs",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = tmp_path / "one"
+    subprocess.run([str(train), *args, "--out", str(one)], check=True, env=env, capture_output=True)
+    two = tmp_path / "two"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "--no-python",
+            str(train),
+            *args,
+            "--out",
+            str(two),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows1 = [json.loads(l) for l in (one / "metrics.jsonl").read_text().splitlines()]
+    rows2 = [json.loads(l) for l in (two / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows1) == len(rows2) > 0
+    for a, b in zip(rows1, rows2):
+        assert b["global_batch"] == b["per_rank_batch"] * 2 and a["global_batch"] == a["per_rank_batch"]
+        assert a["global_batch"] == b["global_batch"]
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+    for key in ("supervised/k1", "supervised/k2-exp"):
+        w1, w2 = final_weights(one, key), final_weights(two, key)
+        for k in w1:
+            torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=1e-5)
+    assert read(two, "summary.json")["results"]["world_size"] == 2
