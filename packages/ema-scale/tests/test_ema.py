@@ -133,7 +133,7 @@ def test_matches_timm_model_ema_v3_over_100_updates():
     ours = ScaledEMA(model, 0.99)
     ref = timm_ema.ModelEmaV3(model, decay=0.99)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for step in range(100):
+    for _ in range(100):
         loss = model(torch.randn(4, 3, 8, 8)).square().mean()
         opt.zero_grad()
         loss.backward()
@@ -150,7 +150,7 @@ def test_kappa_scaled_matches_timm_with_scaled_decay():
     model = nn.Linear(5, 5)
     ours = ScaledEMA(model, 0.999, base_batch_size=64)
     ref = timm_ema.ModelEmaV3(model, decay=0.999**8)
-    for step in range(100):
+    for _ in range(100):
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p))
