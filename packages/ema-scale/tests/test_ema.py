@@ -158,3 +158,17 @@ def test_kappa_scaled_matches_timm_with_scaled_decay():
         ref.update(model)
     assert torch.allclose(ours.module.weight, ref.module.weight, atol=1e-6)
     assert math.isclose(ours.momentum_at(512), 0.999**8)
+
+
+def test_tied_weights_and_replaced_buffers_are_followed():
+    net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3), nn.BatchNorm1d(3))
+    net[1].weight = net[0].weight  # tied: one tensor, averaged once
+    ema = ScaledEMA(net, 0.5, buffers="copy")
+    assert len(ema._ema_float) == len(list(net.parameters()))
+    ema.update(net)
+    net[2].running_mean = torch.full((3,), 7.0)  # a new tensor object in the same slot
+    with torch.no_grad():
+        net[0].weight.fill_(2.0)
+    ema.update(net)
+    assert torch.equal(ema.module[2].running_mean, torch.full((3,), 7.0))
+    assert ema.module[0].weight is ema.module[1].weight

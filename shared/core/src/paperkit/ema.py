@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -185,15 +186,38 @@ class ScaledEMA(nn.Module):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("decay_product", torch.ones((), dtype=torch.float64))
         self._ema_float, self._ema_int, self._ema_buf_float = self._split(self.module)
+        self._slots_for = None
 
     @staticmethod
-    def _split(m: nn.Module) -> tuple[list, list, list]:
-        params = [p for p in m.parameters() if p.is_floating_point()]
-        int_state = [p for p in m.parameters() if not p.is_floating_point()]
-        fbuf, ibuf = [], []
-        for b in m.buffers():
-            (fbuf if b.is_floating_point() else ibuf).append(b)
-        return params, int_state + ibuf, fbuf
+    def _find_slots(m: nn.Module) -> tuple[list, list, list]:
+        """Where a module keeps its tensors: ``(float params, integer params and buffers, float buffers)`` as
+        ``(dict, name)`` pairs, each tensor once (tied weights appear once, as in ``parameters()``)."""
+        seen: set[int] = set()
+        slots: tuple[list, list, list] = ([], [], [])
+        for table in ("_parameters", "_buffers"):
+            for mod in m.modules():
+                d = getattr(mod, table)
+                for name, t in d.items():
+                    if t is None or id(t) in seen:
+                        continue
+                    seen.add(id(t))
+                    if not t.is_floating_point():
+                        slots[1].append((d, name))
+                    else:
+                        slots[0 if table == "_parameters" else 2].append((d, name))
+        return slots
+
+    @classmethod
+    def _split(cls, m: nn.Module) -> tuple[list, list, list]:
+        return tuple([d[n] for d, n in group] for group in cls._find_slots(m))
+
+    def _source_tensors(self, model: nn.Module) -> tuple[list, list, list]:
+        """The model's tensors in the EMA's order. Walking the module tree costs more than the lerp itself on
+        small models, so the slots are found once per model and looked up on every call (which still sees
+        parameters or buffers that ``.to()`` replaced)."""
+        if self._slots_for is None or self._slots_for() is not model:
+            self._src_slots, self._slots_for = self._find_slots(model), weakref.ref(model)
+        return tuple([d[n] for d, n in group] for group in self._src_slots)
 
     def momentum_at(self, batch_size: int | None = None, samples_seen: float | None = None) -> float:
         """The momentum ``rho_hat`` an update at ``batch_size`` would use now."""
@@ -222,7 +246,7 @@ class ScaledEMA(nn.Module):
             if isinstance(model, nn.parallel.DistributedDataParallel)
             else model
         )
-        m_float, m_int, m_buf_float = self._split(model)
+        m_float, m_int, m_buf_float = self._source_tensors(model)
         if len(m_float) != len(self._ema_float) or len(m_buf_float) != len(self._ema_buf_float):
             raise ValueError("update() got a model whose parameters do not match the EMA's")
         ema_t, src_t = self._ema_float, m_float
