@@ -16,10 +16,9 @@ import copy
 
 import timm
 import torch
+from ema_scale import ScaledEMA
 from timm.utils.model_ema import ModelEmaV3
 from torch.utils.benchmark import Timer
-
-from ema_scale import ScaledEMA
 
 
 def loop_update(ema_model: torch.nn.Module, model: torch.nn.Module, rho: float) -> None:
@@ -69,12 +68,20 @@ def bench(name: str, device: torch.device, min_run_time: float) -> dict:
             p.add_(0.01)
     a.update(model)
     b.update(model)
-    err = max((x.float() - y.float()).abs().max().item() for x, y in zip(a.module.state_dict().values(),
-                                                                     b.module.state_dict().values()))
+    err = max(
+        (x.float() - y.float()).abs().max().item()
+        for x, y in zip(a.module.state_dict().values(), b.module.state_dict().values())
+    )
     ema_bw = 3 * nbytes / times["ours"]  # read EMA + read model + write EMA
     copy_bw = 2 * nbytes / times["copy"]  # read + write
-    return {"model": name, "tensors": len(floats), "MB": nbytes / 2**20, **times, "bw_fraction": ema_bw / copy_bw,
-            "max_abs_diff_vs_timm": err}
+    return {
+        "model": name,
+        "tensors": len(floats),
+        "MB": nbytes / 2**20,
+        **times,
+        "bw_fraction": ema_bw / copy_bw,
+        "max_abs_diff_vs_timm": err,
+    }
 
 
 def main() -> None:
@@ -87,13 +94,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, timm {timm.__version__}, device {device}, threads {args.threads}")
-    print(f"{'model':24s} {'tensors':>7s} {'MB':>7s} {'ours us':>9s} {'timm us':>9s} {'loop us':>9s} "
-          f"{'timm/ours':>9s} {'loop/ours':>9s} {'bw/copy':>8s}")
+    print(
+        f"{'model':24s} {'tensors':>7s} {'MB':>7s} {'ours us':>9s} {'timm us':>9s} {'loop us':>9s} "
+        f"{'timm/ours':>9s} {'loop/ours':>9s} {'bw/copy':>8s}"
+    )
     for name in args.models.split(","):
         r = bench(name, device, args.min_run_time)
-        print(f"{r['model']:24s} {r['tensors']:7d} {r['MB']:7.1f} {r['ours'] * 1e6:9.0f} {r['timm_v3'] * 1e6:9.0f} "
-              f"{r['loop'] * 1e6:9.0f} {r['timm_v3'] / r['ours']:9.2f} {r['loop'] / r['ours']:9.2f} "
-              f"{r['bw_fraction']:8.2f}   (max |ours - timm| after one update: {r['max_abs_diff_vs_timm']:.1e})")
+        print(
+            f"{r['model']:24s} {r['tensors']:7d} {r['MB']:7.1f} {r['ours'] * 1e6:9.0f} {r['timm_v3'] * 1e6:9.0f} "
+            f"{r['loop'] * 1e6:9.0f} {r['timm_v3'] / r['ours']:9.2f} {r['loop'] / r['ours']:9.2f} "
+            f"{r['bw_fraction']:8.2f}   (max |ours - timm| after one update: {r['max_abs_diff_vs_timm']:.1e})"
+        )
 
 
 if __name__ == "__main__":
