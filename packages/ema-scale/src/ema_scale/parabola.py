@@ -111,7 +111,7 @@ def plot(result: ParabolaResult, arms: tuple[str, ...] = ARMS):
             ax.fill_between(x, m - s, m + s, color=c, alpha=0.12)
         ax.set_title(ARM_LABELS[a])
         ax.set_xlabel("samples seen")
-        ax.set_ylabel("EMA iterate zeta (mean +- std over seeds)")
+    axes[0][0].set_ylabel("EMA iterate zeta (mean +- std over seeds)")
     axes[0][0].legend(fontsize=7)
     ax = axes[0][-1]
     for a in arms:
@@ -121,5 +121,6 @@ def plot(result: ParabolaResult, arms: tuple[str, ...] = ARMS):
     ax.set_yscale("log")
     ax.set_xlabel("kappa")
     ax.set_ylabel("largest gap to kappa = 1")
+    ax.yaxis.set_label_position("right")
     ax.legend(fontsize=7)
     return fig
