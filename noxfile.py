@@ -69,7 +69,7 @@ def tests(session: nox.Session, package: str) -> None:
     session.run("python", "-m", "pytest", str(folder / "tests"), "-q", *session.posargs, env=ENV)
 
 
-@nox.session
+@nox.session(reuse_venv=False)
 @nox.parametrize("package", NAMES)
 def wheel(session: nox.Session, package: str) -> None:
     """Install the member alone from wheels (plus the core's) with the lock's pins; import it; `train --help`."""
