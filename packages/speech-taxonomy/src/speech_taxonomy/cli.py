@@ -1,0 +1,311 @@
+"""``speech-taxonomy``: which evaluation for which model, from the command line.
+
+    speech-taxonomy which --model hubert
+    speech-taxonomy which --capabilities speech_input,text_output --no human_judges,fine_tuning
+    speech-taxonomy gaps [--model M | --capabilities ...] [--no ...]
+    speech-taxonomy show KEY | list [filters] | axes | models | validate | add | export --format ...
+
+Start-up is kept short: this module imports only the standard library; each command imports what it needs
+(pydantic when the data is loaded, matplotlib only for the PNG export).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+PROG = "speech-taxonomy"
+TOOL_HINT = "uv run --package speech-taxonomy speech-taxonomy --help"
+
+
+def no_trainer(argv: list[str] | None = None) -> int:
+    """The ``paperkit.trainers`` entry: this package has nothing to train; say so in one line.
+
+    Returns 0 for ``--help``/``-h`` (asking for help is not an error) and 2 otherwise, like any command-line
+    usage error, so that scripts calling ``train`` for this package fail loudly.
+    """
+    argv = list(argv or [])
+    print(
+        f"speech-taxonomy has no trainer: it is a data set and a query tool; run `{TOOL_HINT}`",
+        file=sys.stderr,
+    )
+    return 0 if ("-h" in argv or "--help" in argv) else 2
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Which evaluation for which speech model? The three-axis taxonomy of de Seyssel & Dhekane "
+        "(arXiv 2510.19509): evaluation aspect, model capabilities required, task/protocol requirements.",
+        epilog="Values of the axes: `speech-taxonomy axes`. Model profiles: `speech-taxonomy models`.",
+    )
+    p.add_argument(
+        "--data", metavar="DIR", help="data folder (default: $SPEECH_TAXONOMY_DATA or the packaged data)"
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def who(sp: argparse.ArgumentParser, required: bool) -> None:
+        g = sp.add_mutually_exclusive_group(required=required)
+        g.add_argument("--model", "-m", help="a model profile: key, alias or prefix (see `models`)")
+        g.add_argument(
+            "--capabilities", "-c", type=_csv, metavar="A,B,...", help="the capabilities the model has"
+        )
+        sp.add_argument(
+            "--no", type=_csv, default=[], metavar="P,Q,...", help="protocol budget: requirements to exclude"
+        )
+
+    s = sub.add_parser("which", help="the evaluations a model can take, grouped by aspect, with near misses")
+    who(s, required=True)
+    s.add_argument("--aspect", "-a", type=_csv, metavar="A,...", help="only evaluations of these aspects")
+    s.add_argument("--no-cascade", action="store_true", help="do not consider cascades (ASR front end, ...)")
+    s.add_argument("--no-near", action="store_true", help="leave out the near misses")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("gaps", help="evaluation counts per aspect; the thin aspects")
+    who(s, required=False)
+    s.add_argument("--threshold", type=int, default=2, help="an aspect with at most this many is thin (2)")
+    s.add_argument("--cascade", action="store_true", help="also count fits via a cascade")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("show", help="one evaluation in full")
+    s.add_argument("key")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("list", help="the catalogue, filtered")
+    s.add_argument("--aspect", "-a", help="aspect leaf or parent")
+    s.add_argument("--capability", help="evaluations requiring this capability")
+    s.add_argument("--protocol", help="evaluations using this protocol requirement")
+    s.add_argument("--kind", choices=("benchmark", "metric", "protocol"))
+    s.add_argument("--model", "-m", help="only evaluations that fit this model profile")
+    s.add_argument(
+        "--no", type=_csv, default=[], metavar="P,Q,...", help="exclude these protocol requirements"
+    )
+    s.add_argument("--keys", action="store_true", help="print keys only")
+
+    sub.add_parser("axes", help="the three vocabularies with definitions and provenance")
+    sub.add_parser("models", help="the example model profiles")
+    sub.add_parser("validate", help="check schema, vocabularies, duplicates and orthogonality")
+
+    s = sub.add_parser("add", help="add an evaluation (guided), validated before it is written")
+    s.add_argument(
+        "--from", dest="source", metavar="FILE", help="read the entry from a TOML file instead of asking"
+    )
+    s.add_argument(
+        "--file", default="contributed.toml", help="evaluations/FILE to append to (contributed.toml)"
+    )
+    s.add_argument("--dry-run", action="store_true", help="validate and print, write nothing")
+    s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    s = sub.add_parser(
+        "export", help="Markdown, CSV, JSON, a self-contained HTML page, or the coverage heatmap PNG"
+    )
+    s.add_argument("--format", "-f", required=True, choices=("md", "csv", "json", "html", "png", "all"))
+    s.add_argument("--out", "-o", help="output file (a folder for 'all'); md/csv/json default to stdout")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 0
+    from .catalogue import CatalogueError
+
+    try:
+        return COMMANDS[args.command](args)
+    except CatalogueError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    except LookupError as e:
+        print(f"{PROG}: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `speech-taxonomy list | head`
+        return 0
+
+
+def _load(args):
+    from .catalogue import load
+
+    return load(args.data)
+
+
+def _who(tax, args) -> tuple[list[str] | None, str]:
+    if getattr(args, "model", None):
+        m = tax.model(args.model)
+        return list(m.capabilities), f"{m.key} ({m.name})"
+    if getattr(args, "capabilities", None) is not None:
+        return tax.check_values("capability", args.capabilities), "capabilities " + ",".join(
+            args.capabilities
+        )
+    return None, "all evaluations"
+
+
+def cmd_which(args) -> int:
+    from . import match, report
+
+    tax = _load(args)
+    caps, who = _who(tax, args)
+    res = match.which(tax, caps or [], args.no, aspects=args.aspect, cascades=not args.no_cascade)
+    if args.json:
+        out = {
+            "capabilities": list(res.capabilities),
+            "forbid": list(res.forbid),
+            **{
+                name: [
+                    {
+                        "key": m.key,
+                        "reason": m.reason,
+                        "missing": list(m.missing),
+                        "over_budget": list(m.over_budget),
+                        "cascades": list(m.cascades),
+                        "added_protocol": list(m.added_protocol),
+                    }
+                    for m in ms
+                ]
+                for name, ms in (
+                    ("fits", res.fits),
+                    ("via_cascade", res.via_cascade),
+                    ("near_misses", res.near_misses),
+                )
+            },
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(report.render_which(tax, res, f"Evaluations for {who}", near=not args.no_near))
+    return 0
+
+
+def cmd_gaps(args) -> int:
+    from . import match, report
+
+    tax = _load(args)
+    caps, who = _who(tax, args)
+    rep = match.gaps(tax, caps, args.no, threshold=args.threshold, cascades=args.cascade)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "total": rep.total,
+                    "threshold": rep.threshold,
+                    "leaves": [c.__dict__ | {"keys": list(c.keys)} for c in rep.leaves],
+                    "parents": [c.__dict__ | {"keys": list(c.keys)} for c in rep.parents],
+                    "thin": [c.aspect for c in rep.thin],
+                },
+                indent=2,
+            )
+        )
+    else:
+        budget = f"; budget excludes {', '.join(args.no)}" if args.no else ""
+        print(report.render_gaps(tax, rep, f"Coverage by aspect: {who}{budget}"))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from . import report
+
+    tax = _load(args)
+    if args.key not in tax.evaluations:
+        import difflib
+
+        close = difflib.get_close_matches(args.key, list(tax.evaluations), n=3)
+        raise LookupError(
+            f"no evaluation {args.key!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        )
+    ev = tax.evaluations[args.key]
+    if args.json:
+        print(json.dumps({"file": tax.files[ev.key], **ev.model_dump(exclude_none=True)}, indent=2))
+    else:
+        print(report.render_show(tax, ev))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from . import match, report
+
+    tax = _load(args)
+    evs = match.counted(tax, None, args.no)
+    if args.aspect:
+        leaves = set(tax.expand_aspect(args.aspect))
+        evs = [e for e in evs if leaves.intersection(e.aspects)]
+    if args.capability:
+        tax.check_values("capability", [args.capability])
+        evs = [e for e in evs if args.capability in e.all_capabilities()]
+    if args.protocol:
+        tax.check_values("protocol", [args.protocol])
+        evs = [e for e in evs if args.protocol in e.protocol]
+    if args.kind:
+        evs = [e for e in evs if e.kind == args.kind]
+    if args.model:
+        keep = set(match.which(tax, tax.model(args.model).capabilities, args.no, cascades=False).keys())
+        evs = [e for e in evs if e.key in keep]
+    print("\n".join(e.key for e in evs) if args.keys else report.render_list(tax, evs))
+    return 0
+
+
+def cmd_axes(args) -> int:
+    from . import report
+
+    print(report.render_axes(_load(args)))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from . import report
+
+    print(report.render_models(_load(args)))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .catalogue import check, default_data_dir
+
+    problems = check(args.data)
+    where = args.data or default_data_dir()
+    if problems:
+        print(f"{PROG}: {len(problems)} problem(s) in {where}:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    tax = _load(args)
+    counts = ", ".join(
+        f"{len(getattr(tax.vocabulary, a))} {a} values" for a in ("aspect", "capability", "protocol")
+    )
+    print(
+        f"ok: {len(tax.evaluations)} evaluations in {len(set(tax.files.values()))} files, {len(tax.models)} model "
+        f"profiles, {counts}; axes orthogonal, no duplicates ({where})"
+    )
+    return 0
+
+
+def cmd_add(args) -> int:
+    from .add import run_add
+
+    return run_add(args)
+
+
+def cmd_export(args) -> int:
+    from .export import run_export
+
+    return run_export(_load(args), args.format, args.out)
+
+
+COMMANDS = {
+    "which": cmd_which,
+    "gaps": cmd_gaps,
+    "show": cmd_show,
+    "list": cmd_list,
+    "axes": cmd_axes,
+    "models": cmd_models,
+    "validate": cmd_validate,
+    "add": cmd_add,
+    "export": cmd_export,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
