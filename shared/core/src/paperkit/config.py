@@ -18,7 +18,7 @@ import sys
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +162,7 @@ def from_mapping(cls: type, data: dict, *, source: str) -> dict:
     out = {}
     for key, raw in data.items():
         name = key.replace("-", "_")
-        if name in RUN_OPTIONS and name != "preset":
-            continue
-        if name == "preset":
+        if name in RUN_OPTIONS:  # run options are not config fields (config.json records the preset)
             continue
         if name not in known:
             raise ConfigError(f"{source}: unknown field {key!r}")
@@ -292,4 +290,4 @@ def to_dict(cfg: Any, preset: str | None = None) -> dict:
     return d
 
 
-__all__ = ["BaseConfig", "ConfigError", "RunOptions", "knob", "parse", "validate", "to_dict", "MISSING"]
+__all__ = ["BaseConfig", "ConfigError", "RunOptions", "knob", "parse", "validate", "to_dict"]
