@@ -127,6 +127,14 @@ def ask(
             raise ValueError("an answer is required")
         return s
 
+    def at_least(n: int) -> Callable[[str], str]:
+        def f(s: str) -> str:
+            if len(s) < n:
+                raise ValueError(f"at least {n} characters")
+            return s
+
+        return f
+
     def key(s: str) -> str:
         import re
 
@@ -202,7 +210,7 @@ def ask(
         "New evaluation. Lists are comma-separated (free-text lists: ';'). Axis values: `speech-taxonomy axes`."
     )
     e["key"] = q("key (lower_snake_case)", key)
-    e["name"] = q("name", nonempty)
+    e["name"] = q("name", at_least(2))
     e["kind"] = q(
         "kind (benchmark, metric, protocol)", choice(("benchmark", "metric", "protocol")), "benchmark"
     )
@@ -222,7 +230,7 @@ def ask(
     e["languages"] = q("languages (';'-separated)", items(), "en")
     e["tasks"] = q("tasks (';'-separated, optional)", items(allow_empty=True), "")
     e["confidence"] = q("confidence (high, medium, low)", choice(("high", "medium", "low")), "medium")
-    c: dict[str, Any] = {"title": q("citation title", nonempty), "year": q("citation year", year)}
+    c: dict[str, Any] = {"title": q("citation title", at_least(3)), "year": q("citation year", year)}
     c["venue"] = q("citation venue (optional)", optional, "")
     say("  Give an arXiv id or DOI only if you have checked it; never guess one.")
     c["arxiv"] = q("arXiv id, e.g. 2409.07437 (optional)", optional, "")
@@ -239,7 +247,7 @@ def ask(
             choice(("paper", "recon")),
             "recon",
         ),
-        "source": q("source of the facts", nonempty, "contributed"),
+        "source": q("source of the facts (3 characters or more)", at_least(3), "contributed"),
         "detail": q("provenance detail (optional)", lambda s: s, ""),
     }
     e["notes"] = q("notes (optional)", lambda s: s, "")

@@ -334,7 +334,8 @@ def check_entry(tax: Taxonomy, raw: Any, fname: str, index: int | None = None) -
 
 def _unknown(axis: str, value: str, known: list[str], other_axis: str | None = None) -> str:
     if other_axis:
-        return f"{value!r} is a {AXIS_TITLES[other_axis]}, not a {AXIS_TITLES[axis]}"
+        title = AXIS_TITLES[other_axis]
+        return f"{value!r} is {'an' if title[0] in 'aeiou' else 'a'} {title}, not a {AXIS_TITLES[axis]}"
     close = difflib.get_close_matches(value, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown {axis} {value!r}{hint}; known: {', '.join(known)}"
@@ -368,7 +369,7 @@ def _check_evaluation(fname: str, label: str, ev: Evaluation, tax: Taxonomy) -> 
             if v not in modalities:
                 other = tax._axis_of(v)
                 msg = (
-                    f"{v!r} is a {AXIS_TITLES[other]}, not a modality"
+                    f"{v!r} is a value of axis {other!r}, not a modality"
                     if other
                     else _unknown("modality", v, sorted(modalities))
                 )

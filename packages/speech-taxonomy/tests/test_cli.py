@@ -1,0 +1,303 @@
+"""The command line: answers, errors in one line, guided add that validates before writing, and `train`."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from speech_taxonomy.add import ask, entry_toml
+from speech_taxonomy.catalogue import check, load
+from speech_taxonomy.cli import main, no_trainer
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_which_text_groups_by_aspect_with_reasons_and_near_misses(capsys, mini):
+    code, out, _ = run(capsys, "--data", str(mini), "which", "--model", "s2s", "--no", "humans")
+    assert code == 0
+    assert "FITS (2), by primary aspect" in out
+    assert "  ling / sem\n    e_lik" in out and "  inter\n    e_any" in out
+    assert "e_lik       E_LIK (2024) - has lik; protocol zs (within the budget)" in out
+    assert (
+        "FITS VIA A CASCADE (1)" in out
+        and "e_asr" in out
+        and "via asr_out (grants tx_out); adds refmodel" in out
+    )
+    assert "needs humans (excluded by the budget) (1):\n    e_mos" in out
+    assert "missing reps (2):\n    e_abx, e_probe" in out
+
+
+def test_which_json_matches_the_library(capsys, mini):
+    code, out, _ = run(capsys, "--data", str(mini), "which", "-c", "reps,lik", "--json")
+    data = json.loads(out)
+    assert code == 0 and [m["key"] for m in data["fits"]] == ["e_abx", "e_probe", "e_lik"]
+    assert [m["key"] for m in data["near_misses"]] == ["e_mos"]
+    assert data["near_misses"][0]["missing"] == ["sp_out"]
+
+
+def test_which_needs_a_model_or_capabilities(capsys, mini):
+    with pytest.raises(SystemExit) as e:
+        main(["--data", str(mini), "which"])
+    assert e.value.code == 2
+
+
+def test_unknown_names_are_one_line_errors(capsys, mini):
+    for argv, text in (
+        (["which", "-m", "nobody"], "unknown model 'nobody'"),
+        (["which", "-c", "reps,humans"], "'humans' is a task or protocol requirement"),
+        (["show", "e_ab"], "no evaluation 'e_ab'; did you mean e_abx"),
+        (["list", "--aspect", "nope"], "unknown aspect 'nope'"),
+    ):
+        code, out, err = run(capsys, "--data", str(mini), *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1 and text in err, (argv, err)
+
+
+def test_gaps_text_and_json(capsys, mini):
+    code, out, _ = run(capsys, "--data", str(mini), "gaps")
+    assert code == 0
+    assert "THIN ASPECTS (count <= 2): 2\n  inter (1), phon (2)" in out
+    assert "pros           count   3, primary  2; rank among leaves by count 3/4" in out
+    code, out, _ = run(capsys, "--data", str(mini), "gaps", "-m", "s2s", "--no", "humans", "--json")
+    data = json.loads(out)
+    assert data["total"] == 2 and {c["aspect"]: c["count"] for c in data["leaves"]}["sem"] == 2
+
+
+def test_show_and_list(capsys, mini):
+    code, out, _ = run(capsys, "--data", str(mini), "show", "e_any")
+    assert code == 0 and "one of: tx_out, sp_out" in out and "file: evaluations/b.toml" in out
+    assert "model profiles it fits: s2s" in out
+    code, out, _ = run(capsys, "--data", str(mini), "show", "e_any", "--json")
+    assert json.loads(out)["capabilities_any_of"] == [["tx_out", "sp_out"]]
+    code, out, _ = run(capsys, "--data", str(mini), "list", "--aspect", "ling", "--no", "zs", "--keys")
+    assert out.split() == ["e_probe", "e_any"]
+    code, out, _ = run(capsys, "--data", str(mini), "list", "--model", "enc", "--keys")
+    assert out.split() == ["e_abx", "e_probe"]
+    code, out, _ = run(capsys, "--data", str(mini), "list", "--capability", "tx_out", "--keys")
+    assert out.split() == ["e_asr", "e_pros_asr", "e_any"]
+
+
+def test_validate(capsys, mini):
+    code, out, _ = run(capsys, "--data", str(mini), "validate")
+    assert code == 0 and out.startswith("ok: 7 evaluations in 2 files, 2 model profiles")
+    text = (mini / "evaluations" / "a.toml").read_text().replace('protocol = ["zs"]', 'protocol = ["lik"]', 1)
+    (mini / "evaluations" / "a.toml").write_text(text)
+    code, out, err = run(capsys, "--data", str(mini), "validate")
+    assert code == 1 and "1 problem(s)" in err
+    assert (
+        "evaluations/a.toml: evaluation 'e_abx' (#1), field 'protocol[0]': 'lik' is a model capability" in err
+    )
+    code, out, err = run(capsys, "--data", str(mini), "which", "-m", "enc")
+    assert code == 1 and "protocol[0]" in err
+
+
+def test_export_to_stdout_and_files(capsys, mini, tmp_path):
+    code, out, _ = run(capsys, "--data", str(mini), "export", "-f", "json")
+    assert code == 0 and len(json.loads(out)["evaluations"]) == 7
+    code, out, _ = run(capsys, "--data", str(mini), "export", "-f", "all", "-o", str(tmp_path / "x"))
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
+        "coverage.png",
+        "speech-taxonomy.csv",
+        "speech-taxonomy.html",
+        "speech-taxonomy.json",
+        "speech-taxonomy.md",
+    ]
+
+
+# -- add ----------------------------------------------------------------------------------------------------------
+
+NEW = {
+    "key": "e_new",
+    "name": "A new benchmark",
+    "kind": "benchmark",
+    "year": 2025,
+    "aspects": ["pros"],
+    "input": ["speech"],
+    "output": ["text"],
+    "capabilities_required": ["sp_in", "tx_out"],
+    "protocol": ["zs"],
+    "metrics": ["accuracy"],
+    "languages": ["en"],
+    "confidence": "medium",
+    "citation": {
+        "title": "A new benchmark paper",
+        "year": 2025,
+        "arxiv": "2501.00001",
+        "id_source": "checked",
+    },
+    "provenance": {"classification": "recon", "source": "test"},
+    "notes": 'quotes " and backslashes \\ survive',
+}
+
+
+def write_entry(path: Path, entry: dict) -> Path:
+    path.write_text(entry_toml(entry))
+    return path
+
+
+def test_add_from_file_appends_and_validates(capsys, mini, tmp_path):
+    src = write_entry(tmp_path / "new.toml", NEW)
+    code, out, err = run(capsys, "--data", str(mini), "add", "--from", str(src), "--yes")
+    assert code == 0, err
+    assert f"added 'e_new' to {mini / 'evaluations' / 'contributed.toml'}" in out
+    tax = load(mini)
+    defaults = {"capabilities_any_of": [], "tasks": [], "provenance": {**NEW["provenance"], "detail": ""}}
+    assert tax.evaluations["e_new"].model_dump(exclude_none=True) == {**NEW, **defaults}
+    assert tax.files["e_new"] == "evaluations/contributed.toml"
+    # a second add of the same key is refused, nothing written
+    before = (mini / "evaluations" / "contributed.toml").read_text()
+    code, out, err = run(capsys, "--data", str(mini), "add", "--from", str(src), "--yes")
+    assert code == 1 and "duplicate key 'e_new'" in err
+    assert (mini / "evaluations" / "contributed.toml").read_text() == before
+
+
+def test_add_rejects_a_bad_entry_without_writing(capsys, mini, tmp_path):
+    bad = {**NEW, "capabilities_required": ["sp_in", "humans"]}
+    bad.pop("citation")
+    src = write_entry(tmp_path / "bad.toml", bad)
+    code, out, err = run(capsys, "--data", str(mini), "add", "--from", str(src), "--yes", "--file", "a.toml")
+    assert code == 1
+    assert "field 'citation': required field is missing" in err
+    assert "evaluations/a.toml" in err
+    assert not (mini / "evaluations" / "contributed.toml").exists()
+    assert check(mini) == []
+
+
+def test_add_dry_run_writes_nothing(capsys, mini, tmp_path):
+    src = write_entry(tmp_path / "new.toml", NEW)
+    code, out, _ = run(capsys, "--data", str(mini), "add", "--from", str(src), "--dry-run")
+    assert code == 0 and out.startswith('[[evaluation]]\nkey = "e_new"') and "dry run" in out
+    assert not (mini / "evaluations" / "contributed.toml").exists()
+
+
+def test_guided_questions_reask_until_valid(mini):
+    answers = iter(
+        [
+            "e_guided",
+            "Guided",
+            "",
+            "2024",
+            "ling, pros",  # a parent: refused
+            "pros, sem",
+            "",
+            "text",
+            "sp_in, tx_out",
+            "",
+            "zs, reps",  # reps is a capability: refused
+            "zs",
+            "accuracy; F1",
+            "",
+            "",
+            "",
+            "A title",
+            "2024",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    out = io.StringIO()
+    entry = ask(load(mini), input_fn=lambda prompt: next(answers), out=out)
+    shown = out.getvalue()
+    assert "'ling' is a parent aspect" in shown and "'reps' is a model capability required" in shown
+    assert entry["aspects"] == ["pros", "sem"] and entry["protocol"] == ["zs"]
+    assert entry["metrics"] == ["accuracy", "F1"] and entry["kind"] == "benchmark"
+    assert entry["provenance"] == {"classification": "recon", "source": "contributed", "detail": ""}
+    assert "arxiv" not in entry["citation"]
+    assert tomllib.loads(entry_toml(entry))["evaluation"][0]["key"] == "e_guided"
+
+
+def test_guided_add_through_the_console_script(mini):
+    exe = shutil.which("speech-taxonomy", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("console script not installed next to this Python")
+    answers = (
+        "\n".join(
+            [
+                "e_typed",
+                "Typed in",
+                "metric",
+                "2023",
+                "sem",
+                "speech",
+                "text",
+                "sp_in, tx_out",
+                "",
+                "zs",
+                "WER",
+                "en",
+                "",
+                "high",
+                "Typed paper",
+                "2023",
+                "",
+                "",
+                "",
+                "",
+                "recon",
+                "me",
+                "my reading",
+                "",
+                "",
+                "y",
+            ]
+        )
+        + "\n"
+    )
+    r = subprocess.run([exe, "--data", str(mini), "add"], input=answers, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert load(mini).evaluations["e_typed"].kind == "metric"
+    r = subprocess.run(
+        [exe, "--data", str(mini), "add"], input="e_half\nHalf\n", capture_output=True, text=True
+    )
+    assert r.returncode == 1 and "input ended before the entry was complete" in r.stderr
+
+
+# -- train --------------------------------------------------------------------------------------------------------
+
+
+def test_no_trainer_says_so_in_one_line(capsys):
+    assert no_trainer([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no trainer" in err and "uv run --package speech-taxonomy speech-taxonomy --help" in err
+    assert no_trainer(["--help"]) == 0
+
+
+def test_dispatcher_selects_this_package_and_stops(capsys):
+    from paperkit import dispatch
+
+    assert "speech-taxonomy" in dispatch.trainers()
+    assert dispatch.main(["--trainer", "speech-taxonomy"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("speech-taxonomy has no trainer") and err.count("\n") == 1
+    assert dispatch.main(["--trainer", "speech-taxonomy", "--help"]) == 0
+    out, err = capsys.readouterr()
+    assert "train: trainer 'speech-taxonomy', chosen by --trainer." in out
+
+
+def test_train_console_script(tmp_path):
+    exe = shutil.which("train", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("the core's train script is not installed next to this Python")
+    r = subprocess.run([exe, "--trainer", "speech-taxonomy"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "speech-taxonomy has no trainer: it is a data set and a query tool; "
+        "run `uv run --package speech-taxonomy speech-taxonomy --help`"
+    ]
