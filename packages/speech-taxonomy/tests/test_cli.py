@@ -301,3 +301,22 @@ def test_train_console_script(tmp_path):
         "speech-taxonomy has no trainer: it is a data set and a query tool; "
         "run `uv run --package speech-taxonomy speech-taxonomy --help`"
     ]
+
+
+def test_add_to_a_copy_of_the_shipped_data(capsys, shipped_copy, tmp_path):
+    entry = {
+        **NEW,
+        "key": "test_only_latency_probe",
+        "aspects": ["latency"],
+        "capabilities_required": ["speech_input", "speech_output", "full_duplex"],
+        "protocol": ["zero_shot", "real_time_harness"],
+    }
+    src = write_entry(tmp_path / "e.toml", entry)
+    code, _, err = run(capsys, "--data", str(shipped_copy), "add", "--from", str(src), "--yes")
+    assert code == 0, err
+    code, out, _ = run(capsys, "--data", str(shipped_copy), "which", "-m", "moshi", "--json")
+    assert "test_only_latency_probe" in [m["key"] for m in json.loads(out)["fits"]]
+    code, out, _ = run(capsys, "--data", str(shipped_copy), "gaps", "--json")
+    latency = {c["aspect"]: c for c in json.loads(out)["leaves"]}["latency"]
+    assert "test_only_latency_probe" in latency["keys"]
+    assert check(shipped_copy) == [] and check() == []  # the packaged data is untouched

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_data
 from speech_taxonomy.catalogue import CatalogueError, check, default_data_dir, load
+from taxonomy_fixture import write_data
 
 
 def problems_of(tmp_path, vocab, evals, models=None) -> list[str]:
