@@ -133,8 +133,17 @@ def wheel(session: nox.Session, package: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole repository."""
-    session.install("ruff>=0.6")
+    """ruff check and ruff format --check over the whole repository (the lock's ruff)."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--only-group",
+        "dev",
+        f"--python={session.virtualenv.location}",
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        silent=True,
+    )
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
