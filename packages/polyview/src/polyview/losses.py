@@ -1,0 +1,264 @@
+"""Poly-view contrastive losses over embeddings shaped ``[K samples, M views, d]``.
+
+Shidani, Hjelm, Ramapuram, Webb, Dhekane, Busbridge, "Poly-View Contrastive Learning", ICLR 2024
+(arXiv 2403.05490). Notation: ``z[i, a]`` is the (L2-normalised) embedding of view ``a`` of sample ``i`` and
+``s(ia, jn) = z[i, a] . z[j, n] / tau``.
+
+The pairwise term of the poly-view objectives (the paper's appendix pseudo-code): anchor ``(i, a)``, positive
+``(i, b)``, ``b != a``; the candidates are the positive and every view of every other sample (the anchor's own
+other views are left out), ``M K - (M - 1)`` of them::
+
+    l[i, a, b] = -s(ia, ib) + log( exp s(ia, ib) + sum_{j != i} sum_n exp s(ia, jn) )
+
+- Geometric PVC:   ``L_G = 1/(K M) sum_i sum_a 1/(M-1) sum_{b != a} l[i, a, b]``
+- Arithmetic PVC:  ``L_A = 1/(K M) sum_i sum_a [ logsumexp_{b != a} l[i, a, b] - log K ]`` (the appendix code)
+- ``arithmetic-mean``: the other reading of "arithmetic", ``-logsumexp_{b != a}(-l[i, a, b]) + log(M - 1)``,
+  minus the log of the arithmetic mean of the positives' softmax probabilities. Which one the paper's text means
+  is not confirmed here (see the README); both are offered, ``arithmetic`` is the appendix code's.
+- Multi-crop: the mean over ordered view pairs ``(a, b)`` of the two-view SimCLR loss of anchor ``(i, a)``,
+  whose candidates are ``(i, b)`` and ``(j, a), (j, b)`` for ``j != i`` (``2K - 1`` of them).
+- Sufficient statistics: anchor ``(i, a)`` against ``T[j, a] = normalise(mean_{b != a} z[j, b])``, the
+  statistic of sample ``j``'s other views, with the anchor view of the other samples ``z[j, a], j != i`` as
+  further negatives (``2K - 1`` candidates). At ``M = 2`` every objective here is SimCLR's NT-Xent.
+
+Everything is computed from one ``[K M, K M]`` score matrix with masks and ``logsumexp`` (no loop over views,
+no ``-1e9`` masking), in ``O(K^2 M^2 d)``. With ``gather=True`` under ``torch.distributed`` the anchors are this
+rank's samples and the candidates come from every rank (:func:`polyview.distributed.gather_with_grad`).
+
+Example::
+
+    z = encoder(views).view(K, M, -1)          # views: [K, M, ...]
+    loss = pvc_loss(z, tau=0.2)                # Geometric PVC
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distributed import gather_with_grad
+
+METHODS = ("geometric", "arithmetic", "arithmetic-mean", "multicrop", "suffstats")
+NEG_INF = float("-inf")
+
+
+def _check(z: torch.Tensor, tau: float, method: str = "geometric", reduction: str = "mean") -> None:
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"z must be a tensor shaped [K, M, d], got {type(z).__name__}")
+    if z.dim() != 3:
+        raise ValueError(f"z must be shaped [K samples, M views, d], got shape {tuple(z.shape)}")
+    k, m, d = z.shape
+    if m < 2:
+        raise ValueError(f"contrastive losses need M >= 2 views per sample, got M = {m}")
+    if k < 1 or d < 1:
+        raise ValueError(f"z must have at least one sample and one feature, got shape {tuple(z.shape)}")
+    if not z.is_floating_point():
+        raise TypeError(f"z must be a floating-point tensor, got {z.dtype}")
+    t = float(tau)
+    if not (t > 0 and math.isfinite(t)):
+        raise ValueError(f"temperature tau must be a finite number > 0, got {tau}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool):
+    """Anchors (this rank's samples), candidates (every rank's), the offset of the anchors, the scores."""
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()  # the scores and logsumexp in float32 under autocast
+    if normalize:
+        z = F.normalize(z, dim=-1)
+    keys, offset = gather_with_grad(z) if gather else (z, 0)
+    k, m, d = z.shape
+    total = keys.shape[0]
+    if total < 2:
+        raise ValueError("contrastive losses need K >= 2 samples (negatives come from the other samples)")
+    scores = (z.reshape(k * m, d) @ keys.reshape(total * m, d).T).view(k, m, total, m) / float(tau)
+    rows = torch.arange(k, device=z.device)
+    own = rows + offset  # each anchor's own sample among the candidates
+    same = own[:, None] == torch.arange(total, device=z.device)[None, :]  # [k, K]
+    return z, keys, offset, scores, rows, own, same
+
+
+def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def pairwise_terms(
+    z: torch.Tensor, tau: float = 0.2, *, normalize: bool = True, gather: bool = False
+) -> torch.Tensor:
+    """The poly-view pairwise losses ``l[i, a, b]`` shaped ``[K, M, M]`` (the diagonal ``a == b`` is NaN).
+
+    ``l[i, a, b] = -s(ia, ib) + logaddexp(s(ia, ib), N[i, a])`` with ``N[i, a]`` the ``logsumexp`` of the
+    anchor's scores against every view of every other sample, shared by all positives ``b``.
+    """
+    _check(z, tau)
+    _, _, _, scores, rows, own, same = _prepare(z, tau, normalize, gather)
+    return _pairwise(scores, rows, own, same)
+
+
+def _pairwise(scores, rows, own, same) -> torch.Tensor:
+    m = scores.shape[1]
+    pos = scores[rows, :, own, :]  # [k, M, M]: s(ia, ib)
+    neg = torch.logsumexp(scores.masked_fill(same[:, None, :, None], NEG_INF), dim=(2, 3))  # [k, M]
+    terms = torch.logaddexp(pos, neg[:, :, None]) - pos
+    eye = torch.eye(m, dtype=torch.bool, device=scores.device)
+    return terms.masked_fill(eye, float("nan"))
+
+
+def pvc_loss(
+    z: torch.Tensor,
+    tau: float = 0.2,
+    method: str = "geometric",
+    *,
+    normalize: bool = True,
+    gather: bool = False,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """A poly-view contrastive loss of embeddings ``z`` shaped ``[K, M, d]`` (``M >= 2``).
+
+    ``method``: ``geometric`` (Geometric PVC, the default), ``arithmetic`` (Arithmetic PVC as in the paper's
+    appendix code), ``arithmetic-mean`` (the arithmetic-mean-of-probabilities reading), ``multicrop`` (the mean
+    of pairwise SimCLR losses) or ``suffstats`` (each view against the statistic of the other views).
+    ``tau``: the temperature. ``normalize``: L2-normalise ``z`` first (cosine similarities; SimCLR's choice).
+    ``gather``: under ``torch.distributed``, contrast this rank's samples against every rank's (call with the
+    same ``K`` on every rank and average gradients over ranks, as DDP does). ``reduction``: ``mean`` (a scalar)
+    or ``none`` (one value per sample, averaged over its views, shaped ``[K]``).
+
+    At ``M = 2`` every method is NT-Xent (SimCLR), ``arithmetic`` being shifted by ``-log K``.
+    """
+    _check(z, tau, method, reduction)
+    if method == "multicrop":
+        return multicrop_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
+    if method == "suffstats":
+        return suffstats_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
+    _, keys, _, scores, rows, own, same = _prepare(z, tau, normalize, gather)
+    m = z.shape[1]
+    terms = _pairwise(scores, rows, own, same)  # [k, M, M], NaN on the diagonal
+    off = ~torch.eye(m, dtype=torch.bool, device=z.device)
+    if method == "geometric":
+        per_anchor = terms.masked_fill(~off, 0.0).sum(2) / (m - 1)
+    elif method == "arithmetic":
+        per_anchor = torch.logsumexp(terms.masked_fill(~off, NEG_INF), dim=2) - math.log(keys.shape[0])
+    else:  # arithmetic-mean
+        per_anchor = -torch.logsumexp((-terms).masked_fill(~off, NEG_INF), dim=2) + math.log(m - 1)
+    return _reduce(per_anchor.mean(1), reduction)
+
+
+def multicrop_loss(
+    z: torch.Tensor,
+    tau: float = 0.2,
+    *,
+    normalize: bool = True,
+    gather: bool = False,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Multi-crop SimCLR: the mean over ordered view pairs ``(a, b)`` of the two-view NT-Xent loss.
+
+    For the pair ``(a, b)`` the anchor ``(i, a)`` has the positive ``(i, b)`` and the negatives ``(j, a)`` and
+    ``(j, b)`` for ``j != i``: per view pair it is exactly SimCLR on views ``a`` and ``b``.
+    """
+    _check(z, tau, "multicrop", reduction)
+    _, _, _, scores, rows, own, same = _prepare(z, tau, normalize, gather)
+    m = z.shape[1]
+    pos = scores[rows, :, own, :]  # [k, M, M]
+    by_view = torch.logsumexp(scores.masked_fill(same[:, None, :, None], NEG_INF), dim=2)  # [k, M(a), M(n)]
+    own_view = torch.diagonal(by_view, dim1=1, dim2=2)  # [k, M]: negatives (j, a)
+    neg = torch.logaddexp(own_view[:, :, None], by_view)  # negatives (j, a) and (j, b)
+    terms = torch.logaddexp(pos, neg) - pos
+    off = ~torch.eye(m, dtype=torch.bool, device=z.device)
+    per_sample = terms.masked_fill(~off, 0.0).sum((1, 2)) / (m * (m - 1))
+    return _reduce(per_sample, reduction)
+
+
+def suffstats_loss(
+    z: torch.Tensor,
+    tau: float = 0.2,
+    *,
+    normalize: bool = True,
+    gather: bool = False,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Sufficient statistics: each view against the normalised mean of the sample's other views.
+
+    Anchor ``(i, a)``; positive ``T[i, a] = normalise(mean_{b != a} z[i, b])``; negatives ``T[j, a]`` and the
+    anchor view ``z[j, a]`` of every other sample ``j != i``. At ``M = 2``, ``T[j, a]`` is the other view and
+    this is NT-Xent. The form of the paper's Eq. 22 is read here, not copied: see the README.
+    """
+    _check(z, tau, "suffstats", reduction)
+    q, keys, offset, _, rows, own, same = _prepare(z, tau, normalize, gather)
+    m = q.shape[1]
+    rest = (keys.sum(1, keepdim=True) - keys) / (m - 1)  # [K, M, d]: mean of the other views
+    stats = F.normalize(rest, dim=-1) if normalize else rest
+    to_stats = torch.einsum("iad,jad->iaj", q, stats) / float(tau)  # [k, M, K]
+    to_views = torch.einsum("iad,jad->iaj", q, keys) / float(tau)
+    to_views = to_views.masked_fill(same[:, None, :], NEG_INF)
+    pos = to_stats[rows, :, own]  # [k, M]
+    lse = torch.logsumexp(torch.cat([to_stats, to_views], dim=2), dim=2)
+    return _reduce((lse - pos).mean(1), reduction)
+
+
+def simclr_loss(
+    z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.5, *, normalize: bool = True, gather: bool = False
+) -> torch.Tensor:
+    """SimCLR's NT-Xent on two views ``[K, d]`` each (``2K - 1`` candidates per anchor)."""
+    if z1.shape != z2.shape:
+        raise ValueError(
+            f"the two views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
+    return pvc_loss(torch.stack([z1, z2], dim=1), tau, "geometric", normalize=normalize, gather=gather)
+
+
+def num_candidates(method: str, k: int, m: int) -> int:
+    """How many candidates (the positive included) each softmax of ``method`` ranks, for ``K`` samples."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method in ("multicrop", "suffstats"):
+        return 2 * k - 1
+    return m * k - (m - 1)
+
+
+class PolyViewLoss(nn.Module):
+    """:func:`pvc_loss` as a module.
+
+    Call it with one tensor ``[K, M, d]`` or with ``M`` tensors ``[K, d]`` (one per view)::
+
+        criterion = PolyViewLoss("geometric", temperature=0.2)
+        loss = criterion(z)                    # or criterion(z_view1, z_view2, z_view3, ...)
+    """
+
+    def __init__(
+        self,
+        method: str = "geometric",
+        temperature: float = 0.2,
+        *,
+        normalize: bool = True,
+        gather_distributed: bool = False,
+    ):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        t = float(temperature)
+        if not (t > 0 and math.isfinite(t)):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+        self.method, self.temperature = method, t
+        self.normalize, self.gather_distributed = normalize, gather_distributed
+
+    def forward(self, *views: torch.Tensor) -> torch.Tensor:
+        if len(views) == 1:
+            z = views[0]
+        else:
+            shapes = {tuple(v.shape) for v in views}
+            if len(shapes) != 1:
+                raise ValueError(f"all views must have the same shape, got {sorted(shapes)}")
+            z = torch.stack(views, dim=1)
+        return pvc_loss(
+            z, self.temperature, self.method, normalize=self.normalize, gather=self.gather_distributed
+        )
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, temperature={self.temperature}"

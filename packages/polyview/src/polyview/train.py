@@ -1,0 +1,408 @@
+"""``uv run --package polyview train``: Poly-View Contrastive Learning's claims at CPU scale, measured.
+
+Experiments (``--experiments``; the default runs ``mi`` and ``digits``):
+
+- ``mi``: mutual information at known truth. Gaussian views with a closed-form one-vs-rest MI; a small critic
+  trained with multi-crop, Geometric PVC, Arithmetic PVC and sufficient statistics at M in {2, 3, 4, 6, 8}.
+- ``digits``: fixed compute on scikit-learn's digits. M * K views per step held constant, (M, K) in
+  {(2, 128), (4, 64), (8, 32)}, the same number of steps, several seeds, linear-probe accuracy; and M in
+  {2, 4, 8} at fixed K = 64.
+- ``images`` (the ``paper`` preset): a timm ResNet-50 on an image folder (``--data``) with M = 8 views of 256
+  samples per step, LARS and a cosine schedule; on GPUs with torchrun.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from paperkit import BaseConfig, ConfigError, Run, knob, run_trainer
+
+from .losses import METHODS
+
+EXPERIMENTS = ("mi", "digits", "images")
+
+
+@dataclass
+class Config(BaseConfig):
+    experiments: tuple[str, ...] = knob(
+        ("mi", "digits"), "experiments to run, comma-separated", choices=EXPERIMENTS
+    )
+    # mutual information at known truth
+    mi_methods: tuple[str, ...] = knob(
+        ("multicrop", "geometric", "arithmetic", "suffstats"),
+        "objectives to train the critic with",
+        choices=METHODS,
+    )
+    mi_views: tuple[int, ...] = knob((2, 3, 4, 6, 8), "numbers of views M", low=2)
+    mi_samples: int = knob(128, "K samples per batch", low=2)
+    mi_dim: int = knob(5, "dimension d of x ~ N(0, I_d)", low=1)
+    mi_sigma: float = knob(0.5, "view noise std: v = x + sigma * e", low=0, low_open=True)
+    mi_steps: int = knob(400, "Adam steps per critic", low=1)
+    mi_lr: float = knob(1e-3, "Adam learning rate", low=0, low_open=True)
+    mi_tau: float = knob(0.1, "temperature", low=0, low_open=True)
+    mi_eval_batches: int = knob(20, "fresh batches the estimates average over", low=1)
+    # fixed compute on digits
+    digits_budget: int = knob(256, "views per step, M * K, held fixed across the fixed-compute arms", low=4)
+    digits_views: tuple[int, ...] = knob(
+        (2, 4, 8), "numbers of views M (must include 2; each divides the budget)", low=2
+    )
+    digits_fixed_k: int = knob(64, "K for the accuracy-against-M sweep at fixed K (0 skips it)", low=0)
+    digits_steps: int = knob(1000, "training steps of every arm (equal compute at a fixed budget)", low=1)
+    digits_seeds: int = knob(3, "seeds per arm, trained as one batched model", low=1)
+    digits_method: str = knob(
+        "geometric", "objective for M > 2 (M = 2 is SimCLR whatever this is)", choices=METHODS
+    )
+    digits_tau: float = knob(0.2, "temperature", low=0, low_open=True)
+    digits_lr: float = knob(1e-3, "AdamW learning rate", low=0, low_open=True)
+    digits_weight_decay: float = knob(0.0, "AdamW weight decay", low=0)
+    digits_hidden: int = knob(256, "MLP hidden width", low=1)
+    digits_feat: int = knob(128, "backbone feature size (what the probe sees)", low=1)
+    digits_proj: int = knob(64, "projection size (what the loss sees)", low=1)
+    digits_crop: float = knob(0.5, "smallest random-resized-crop area fraction", low=0, low_open=True, high=1)
+    digits_noise: float = knob(0.1, "Gaussian pixel noise std on views", low=0)
+    digits_mask: float = knob(0.1, "probability of masking each pixel of a view", low=0, high=0.99)
+    # an image folder with a timm backbone (the paper preset)
+    data: str = knob("", "image folder (DATA/CLASS/IMAGE) for the images experiment")
+    model: str = knob("resnet50", "timm backbone (built with pretrained=False)")
+    image_size: int = knob(224, "crop size", low=8)
+    image_load_size: int = knob(256, "images are resized to this when loaded into memory", low=8)
+    img_views: int = knob(8, "views per sample M", low=2)
+    img_batch: int = knob(256, "global samples per step K (M * K images per step)", low=2)
+    img_epochs: float = knob(128.0, "passes over the image folder", low=0, low_open=True)
+    img_lr: float = knob(0.3, "LARS learning rate at K = 256 (scaled linearly with K)", low=0, low_open=True)
+    img_weight_decay: float = knob(1e-6, "weight decay on weights (not biases or norms)", low=0)
+    img_warmup_epochs: float = knob(10.0, "linear warm-up, in epochs", low=0)
+    img_tau: float = knob(0.1, "temperature", low=0, low_open=True)
+    img_method: str = knob("geometric", "objective", choices=METHODS)
+    img_proj_hidden: int = knob(2048, "projection head hidden width", low=1)
+    img_proj_dim: int = knob(128, "projection size", low=1)
+    img_test_fraction: float = knob(
+        0.1, "held-out fraction of the folder for the probe", low=0, low_open=True, high=0.9
+    )
+
+    def check(self) -> None:
+        if 2 not in self.digits_views:
+            raise ConfigError("--digits-views must include 2 (SimCLR, the reference)")
+        bad = [m for m in self.digits_views if self.digits_budget % m]
+        if bad:
+            raise ConfigError(f"--digits-budget {self.digits_budget} is not divisible by M = {bad[0]}")
+        if any(self.digits_budget // m < 2 for m in self.digits_views):
+            raise ConfigError("--digits-budget must leave K >= 2 samples per step at the largest M")
+        if "images" in self.experiments and not self.data:
+            raise ConfigError("the images experiment needs --data IMAGE_FOLDER")
+        if self.image_load_size < self.image_size:
+            raise ConfigError("--image-load-size must be >= --image-size")
+
+
+PRESETS = {
+    "smoke": dict(
+        mi_methods=("multicrop", "geometric"),
+        mi_views=(2, 4),
+        mi_samples=32,
+        mi_steps=30,
+        mi_eval_batches=2,
+        digits_budget=64,
+        digits_views=(2, 4),
+        digits_fixed_k=16,
+        digits_steps=30,
+        digits_seeds=2,
+        digits_hidden=64,
+        digits_feat=32,
+        digits_proj=16,
+        checkpoint_every=10,
+    ),
+    "default": {},
+    "paper": dict(experiments=("images",), checkpoint_every=1000),
+}
+
+
+# -- mutual information at known truth ------------------------------------------------------------------------
+
+
+def run_mi(cfg: Config, run: Run) -> dict:
+    from .mi import MIArm, spearman, train_and_estimate
+
+    rows = []
+    views = sorted(set(cfg.mi_views))
+    for method in cfg.mi_methods:
+        for m in views:
+            arm = MIArm(
+                method=method,
+                m=m,
+                k=cfg.mi_samples,
+                d=cfg.mi_dim,
+                sigma=cfg.mi_sigma,
+                steps=cfg.mi_steps,
+                lr=cfg.mi_lr,
+                tau=cfg.mi_tau,
+                eval_batches=cfg.mi_eval_batches,
+                seed=cfg.seed,
+            )
+            row = run.phase(f"mi/{method}/m{m}", lambda arm=arm: train_and_estimate(arm))
+            run.log(experiment="mi", **row)
+            rows.append(row)
+    table = {f"{r['method']}/m{r['m']}": r for r in rows}
+    out: dict = {"arms": table, "log_K": math.log(cfg.mi_samples)}
+
+    def series(method: str, key: str) -> list[float]:
+        return [table[f"{method}/m{m}"][key] for m in views]
+
+    truth = [table[f"{cfg.mi_methods[0]}/m{m}"]["true_ovr_mi"] for m in views]
+    if "geometric" in cfg.mi_methods and len(views) >= 2:
+        est = series("geometric", "loss_estimate")
+        out["geometric_rise_fraction"] = (est[-1] - est[0]) / (truth[-1] - truth[0])
+        run.claim(
+            "mi_pvc_rises",
+            "the Geometric PVC MI estimate (log #candidates - loss) rises with M: Spearman rank correlation "
+            f"between M in {views} and the estimate",
+            spearman([float(m) for m in views], est),
+            ">=",
+            0.9,
+        )
+    big = [m for m in views if m >= 4]
+    if {"geometric", "multicrop"} <= set(cfg.mi_methods) and big:
+        gaps = {
+            m: abs(table[f"geometric/m{m}"]["true_ovr_mi"] - table[f"geometric/m{m}"]["loss_estimate"])
+            - abs(table[f"multicrop/m{m}"]["true_ovr_mi"] - table[f"multicrop/m{m}"]["loss_estimate"])
+            for m in big
+        }
+        out["closer_by_m"] = {str(m): g for m, g in gaps.items()}
+        run.claim(
+            "mi_pvc_closer",
+            "for M >= 4 the Geometric PVC estimate is closer to the true one-vs-rest MI than the multi-crop "
+            "estimate: max over M >= 4 of |true - PVC| - |true - multi-crop| (nats)",
+            max(gaps.values()),
+            "<",
+            0.0,
+        )
+    plot_mi(cfg, views, table, run)
+    return out
+
+
+def plot_mi(cfg: Config, views: list[int], table: dict, run: Run) -> None:
+    from paperkit.plotting import figure
+
+    fig, axes = figure(2, 1, width=4.6)
+    truth = [table[f"{cfg.mi_methods[0]}/m{m}"]["true_ovr_mi"] for m in views]
+    pair = table[f"{cfg.mi_methods[0]}/m{views[0]}"]["true_pair_mi"]
+    for ax, key, title in zip(
+        axes[0],
+        ("loss_estimate", "ovr_estimate"),
+        ("log(#candidates) - loss", "one-vs-rest InfoNCE, geometric critic"),
+    ):
+        ax.plot(views, truth, "k-", lw=2, label="true one-vs-rest MI")
+        ax.axhline(pair, color="k", ls=":", label="true two-view MI")
+        for method in cfg.mi_methods:
+            ax.plot(views, [table[f"{method}/m{m}"][key] for m in views], "o-", label=method)
+        ax.set_xlabel("views M")
+        ax.set_ylabel("nats")
+        ax.set_title(title, fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    run.save_figure(fig, "mi")
+
+
+# -- fixed compute on digits ------------------------------------------------------------------------------------
+
+
+def digit_arms(cfg: Config) -> dict[str, tuple[int, int]]:
+    """``{key: (M, K)}``: the fixed-compute arms, then the fixed-K arms not already among them."""
+    arms = {
+        f"digits/m{m}-k{cfg.digits_budget // m}": (m, cfg.digits_budget // m)
+        for m in sorted(set(cfg.digits_views))
+    }
+    if cfg.digits_fixed_k:
+        for m in sorted(set(cfg.digits_views)):
+            arms.setdefault(f"digits/m{m}-k{cfg.digits_fixed_k}", (m, cfg.digits_fixed_k))
+    return arms
+
+
+def run_digits(cfg: Config, env, run: Run) -> dict:
+    from paperkit.data import digits
+
+    from .digits import DigitArm, train_arm
+
+    data = digits(seed=cfg.seed)
+    res = {}
+    for key, (m, k) in digit_arms(cfg).items():
+        if k % env.world_size:
+            raise ConfigError(f"{key}: K = {k} samples per step is not divisible by {env.world_size} ranks")
+        arm = DigitArm(
+            m=m,
+            k=k,
+            steps=cfg.digits_steps,
+            seeds=cfg.digits_seeds,
+            seed=cfg.seed,
+            method=cfg.digits_method if m > 2 else "geometric",
+            tau=cfg.digits_tau,
+            lr=cfg.digits_lr,
+            weight_decay=cfg.digits_weight_decay,
+            hidden=cfg.digits_hidden,
+            feat=cfg.digits_feat,
+            proj=cfg.digits_proj,
+            crop_scale=cfg.digits_crop,
+            noise=cfg.digits_noise,
+            mask=cfg.digits_mask,
+            log_every=max(1, min(50, cfg.digits_steps // 10)),
+        )
+        res[key] = run.phase(key, lambda arm=arm, key=key: train_arm(run, key, arm, data, env))
+        res[key].update(m=m, k=k)
+    return res
+
+
+def _std(v: list[float]) -> float:
+    mu = sum(v) / len(v)
+    return math.sqrt(sum((x - mu) ** 2 for x in v) / max(1, len(v) - 1))
+
+
+def digits_claims(cfg: Config, res: dict, run: Run) -> dict:
+    views = sorted(set(cfg.digits_views))
+    fixed = {m: res[f"digits/m{m}-k{cfg.digits_budget // m}"] for m in views}
+    table = {
+        "fixed_compute": {
+            str(m): {
+                "k": r["k"],
+                "probe_acc": r["probe_acc"],
+                "probe_acc_std": _std(r["probe_acc_seeds"]),
+                "knn_acc": r["knn_acc"],
+                "probe_acc_seeds": r["probe_acc_seeds"],
+            }
+            for m, r in fixed.items()
+        }
+    }
+    more = [m for m in views if m >= 4]
+    if more:
+        best = max(more, key=lambda m: fixed[m]["probe_acc"])
+        table["best_m"] = best
+        run.claim(
+            "fixed_compute",
+            f"at fixed compute (M * K = {cfg.digits_budget} views per step, {cfg.digits_steps} steps, "
+            f"{cfg.digits_seeds} seeds) the best M >= 4 (M = {best}) matches or beats M = 2 (SimCLR) in mean "
+            "linear-probe accuracy (points)",
+            100 * (fixed[best]["probe_acc"] - fixed[2]["probe_acc"]),
+            ">=",
+            0.0,
+        )
+    if cfg.digits_fixed_k:
+        at_k = {m: res[f"digits/m{m}-k{cfg.digits_fixed_k}"] for m in views}
+        table["fixed_k"] = {
+            str(m): {
+                "probe_acc": r["probe_acc"],
+                "probe_acc_std": _std(r["probe_acc_seeds"]),
+                "knn_acc": r["knn_acc"],
+            }
+            for m, r in at_k.items()
+        }
+        if len(views) > 1:
+            run.claim(
+                "fixed_k_more_views",
+                f"at fixed K = {cfg.digits_fixed_k}, M = {views[-1]} views beat M = 2 in mean linear-probe "
+                "accuracy (points)",
+                100 * (at_k[views[-1]]["probe_acc"] - at_k[2]["probe_acc"]),
+                ">",
+                0.0,
+            )
+    plot_digits(cfg, views, fixed, res, run)
+    return table
+
+
+def plot_digits(cfg: Config, views: list[int], fixed: dict, res: dict, run: Run) -> None:
+    from paperkit.plotting import figure
+
+    panels = [(f"fixed compute: M x K = {cfg.digits_budget} views/step", fixed)]
+    if cfg.digits_fixed_k:
+        panels.append(
+            (
+                f"fixed K = {cfg.digits_fixed_k} samples/step",
+                {m: res[f"digits/m{m}-k{cfg.digits_fixed_k}"] for m in views},
+            )
+        )
+    fig, axes = figure(len(panels), 1, width=4.4)
+    for ax, (title, arms) in zip(axes[0], panels):
+        means = [100 * arms[m]["probe_acc"] for m in views]
+        stds = [100 * _std(arms[m]["probe_acc_seeds"]) for m in views]
+        ax.errorbar(views, means, yerr=stds, fmt="o-", capsize=4, label="mean +/- std over seeds")
+        for m in views:
+            seeds = [100 * a for a in arms[m]["probe_acc_seeds"]]
+            ax.scatter([m] * len(seeds), seeds, s=12, color="gray", alpha=0.7, zorder=3)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(views, [f"M={m}\nK={arms[m]['k']}" for m in views])
+        ax.set_ylabel("linear-probe test accuracy (%)")
+        ax.set_title(title, fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"digits, {cfg.digits_steps} steps, {cfg.digits_method} PVC (M=2: SimCLR)", fontsize=9)
+    run.save_figure(fig, "fixed_compute")
+
+
+# -- an image folder (the paper preset) -------------------------------------------------------------------------
+
+
+def run_images(cfg: Config, env, run: Run) -> dict:
+    import torch
+    from paperkit.data import image_folder
+
+    from .images import ImageArm, train_images
+
+    folder = image_folder(cfg.data, size=cfg.image_load_size)
+    n = folder["images"].shape[0]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
+    n_test = max(1, int(round(n * cfg.img_test_fraction)))
+    if n - n_test < 2:
+        raise ConfigError(f"image folder {cfg.data} has {n} images: too few to train and test")
+    test, train = perm[:n_test], perm[n_test:]
+    data = {
+        "x_train": folder["images"][train],
+        "y_train": folder["labels"][train],
+        "x_test": folder["images"][test],
+        "y_test": folder["labels"][test],
+    }
+    arm = ImageArm(
+        model=cfg.model,
+        m=cfg.img_views,
+        k=cfg.img_batch,
+        epochs=cfg.img_epochs,
+        base_lr=cfg.img_lr,
+        weight_decay=cfg.img_weight_decay,
+        warmup_epochs=cfg.img_warmup_epochs,
+        tau=cfg.img_tau,
+        method=cfg.img_method,
+        size=cfg.image_size,
+        proj_hidden=cfg.img_proj_hidden,
+        proj_dim=cfg.img_proj_dim,
+        seed=cfg.seed,
+    )
+    try:
+        res = run.phase("images", lambda: train_images(run, "images", arm, data, env))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return {**res, "classes": folder["classes"], "train_images": len(train), "test_images": len(test)}
+
+
+# -- the run ----------------------------------------------------------------------------------------------------
+
+
+def body(cfg: Config, run: Run) -> dict:
+    from paperkit import distributed
+    from paperkit.device import seed_everything
+
+    env = distributed.init(cfg.device)
+    seed_everything(cfg.seed)
+    results: dict = {"world_size": env.world_size, "device": str(env.device)}
+    try:
+        if "mi" in cfg.experiments:
+            results["mi"] = run_mi(cfg, run)
+        if "digits" in cfg.experiments:
+            res = run_digits(cfg, env, run)
+            results["digits"] = digits_claims(cfg, res, run)
+            results["digits_curves"] = {k: v["curve"] for k, v in res.items()}
+        if "images" in cfg.experiments:
+            results["images"] = run_images(cfg, env, run)
+    finally:
+        distributed.shutdown()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_trainer(
+        package="polyview", config_cls=Config, presets=PRESETS, body=body, argv=argv, description=__doc__
+    )
