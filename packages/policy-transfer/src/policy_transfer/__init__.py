@@ -1,0 +1,38 @@
+"""policy-transfer: transfer learning by modelling a distribution over policies (arXiv 1906.03574)."""
+
+from .baselines import BayesianPolicy, EnsemblePolicy, single_policy
+from .distribution import InferenceNet, LatentPolicy, entropy_lower_bound
+from .envs import EnvError, GymVectorEnv, make_minigrid, make_vector_env, register
+from .gridworld import BatchedGridWorld, GridError, GridWorldEnv, Layout, make_layout, parse_layout
+from .policy import ObsSpec, PolicyFamily
+from .rl import Learner, PPOConfig, compute_gae, evaluate_latents, init_population, population_forward
+
+register()
+
+__all__ = [
+    "BatchedGridWorld",
+    "BayesianPolicy",
+    "EnsemblePolicy",
+    "EnvError",
+    "GridError",
+    "GridWorldEnv",
+    "GymVectorEnv",
+    "InferenceNet",
+    "LatentPolicy",
+    "Layout",
+    "Learner",
+    "ObsSpec",
+    "PPOConfig",
+    "PolicyFamily",
+    "compute_gae",
+    "entropy_lower_bound",
+    "evaluate_latents",
+    "init_population",
+    "make_layout",
+    "make_minigrid",
+    "make_vector_env",
+    "parse_layout",
+    "population_forward",
+    "register",
+    "single_policy",
+]

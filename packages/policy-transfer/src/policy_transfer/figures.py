@@ -1,0 +1,81 @@
+"""The trainer's figures: learning curves on the targets, coverage@K bars, the MiniGrid transfer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+COLORS = {
+    "distribution": "tab:blue",
+    "distribution-sample": "tab:cyan",
+    "single": "tab:orange",
+    "bayes": "tab:green",
+    "ensemble": "tab:purple",
+    "scratch": "tab:gray",
+}
+
+
+def _band(ax, x, curves, label, color):
+    curves = np.asarray(curves, dtype=float)  # [seeds, iterations]
+    mean = curves.mean(0)
+    se = curves.std(0, ddof=1) / np.sqrt(curves.shape[0]) if curves.shape[0] > 1 else np.zeros_like(mean)
+    ax.plot(x, mean, label=label, color=color)
+    ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.2, lw=0)
+
+
+def grid_curves(res: dict, threshold: float):
+    from paperkit.plotting import figure
+
+    fig, axes = figure(2, 1, width=4.6)
+    for ax, key, title in zip(
+        axes[0], ("curve_near", "curve_far"), ("near targets (mean)", "far goal (control)")
+    ):
+        for cond, r in res.items():
+            curves = np.asarray(r[key])
+            its = curves.shape[1]
+            offset = float(np.mean(r["offset"]))
+            x = offset + r["steps_per_iteration"] * np.arange(1, its + 1)
+            _band(ax, x, curves, cond, COLORS.get(cond))
+        ax.axhline(threshold, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("target environment steps (select: zero-shot scoring included)")
+        ax.set_ylabel("evaluation success rate")
+        ax.set_title(f"GridWorld transfer: {title}")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def coverage_bars(summary: dict, k: int):
+    from paperkit.plotting import figure
+
+    conds = [c for c in summary if "coverage" in summary[c]]
+    fig, axes = figure(2, 1, width=4.2)
+    for ax, metric, label in zip(
+        axes[0], ("coverage", "jumpstart"), (f"coverage@{k} of near targets", "zero-shot success (mean of K)")
+    ):
+        means = [summary[c][metric]["mean"] for c in conds]
+        lo = [summary[c][metric]["mean"] - summary[c][metric]["lo"] for c in conds]
+        hi = [summary[c][metric]["hi"] - summary[c][metric]["mean"] for c in conds]
+        ax.bar(range(len(conds)), means, yerr=[lo, hi], color=[COLORS.get(c) for c in conds], capsize=3)
+        ax.set_xticks(range(len(conds)), conds, rotation=25, fontsize=8)
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 1.05)
+        ax.set_title("95% bootstrap intervals over seeds", fontsize=9)
+    return fig
+
+
+def minigrid_curves(res: dict, threshold: float):
+    from paperkit.plotting import figure
+
+    fig, axes = figure(1, 1, width=5.0)
+    ax = axes[0][0]
+    for cond, r in res.items():
+        curves = np.asarray(r["curve"])
+        offset = float(np.mean(r["offset"]))
+        x = offset + r["steps_per_iteration"] * np.arange(1, curves.shape[1] + 1)
+        _band(ax, x, curves, cond, COLORS.get(cond))
+    ax.axhline(threshold, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("target environment steps")
+    ax.set_ylabel("evaluation return")
+    ax.set_title("MiniGrid moved goal (partially observable)")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
