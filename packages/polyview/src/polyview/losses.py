@@ -34,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -66,8 +67,30 @@ def _check(z: torch.Tensor, tau: float, method: str = "geometric", reduction: st
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
 
 
-def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool):
-    """Anchors (this rank's samples), candidates (every rank's), the offset of the anchors, the scores."""
+class _ScaledGram(torch.autograd.Function):
+    """``scale * x @ x.T`` with the backward ``scale * (g + g.T) @ x`` (one matmul where autograd does two)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return (x @ x.T).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return ((g + g.T) @ x).mul_(ctx.scale), None
+
+
+class _Scores(NamedTuple):
+    q: torch.Tensor  # this rank's (normalised) embeddings, the anchors: [k, M, d]
+    keys: torch.Tensor  # every rank's, the candidates: [K, M, d]
+    mine: torch.Tensor  # the anchors' own rows of keys: [k, M, d]
+    scores: torch.Tensor  # s(ia, jn): [k, M, K, M]
+    same: torch.Tensor  # candidate sample j is anchor i's own sample: [k, K]
+
+
+def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool) -> _Scores:
     if z.dtype in (torch.float16, torch.bfloat16):
         z = z.float()  # the scores and logsumexp in float32 under autocast
     if normalize:
@@ -77,11 +100,19 @@ def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool):
     total = keys.shape[0]
     if total < 2:
         raise ValueError("contrastive losses need K >= 2 samples (negatives come from the other samples)")
-    scores = (z.reshape(k * m, d) @ keys.reshape(total * m, d).T).view(k, m, total, m) / float(tau)
-    rows = torch.arange(k, device=z.device)
-    own = rows + offset  # each anchor's own sample among the candidates
-    same = own[:, None] == torch.arange(total, device=z.device)[None, :]  # [k, K]
-    return z, keys, offset, scores, rows, own, same
+    flat = z.reshape(k * m, d)
+    if keys is z:  # one process: the scores are a Gram matrix, whose backward needs one matmul instead of two
+        scores = _ScaledGram.apply(flat, 1.0 / float(tau)).view(k, m, total, m)
+    else:
+        scores = ((flat / float(tau)) @ keys.reshape(total * m, d).T).view(k, m, total, m)
+    own = torch.arange(k, device=z.device) + offset  # each anchor's own sample among the candidates
+    same = own[:, None] == torch.arange(total, device=z.device)[None, :]
+    return _Scores(z, keys, keys[offset : offset + k], scores, same)
+
+
+def _positives(b: _Scores, tau: float) -> torch.Tensor:
+    """``s(ia, ib)`` for every anchor view a and positive view b: ``[k, M, M]`` (a small batched matmul)."""
+    return torch.einsum("iad,ibd->iab", b.q, b.mine) / float(tau)
 
 
 def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -97,17 +128,19 @@ def pairwise_terms(
     anchor's scores against every view of every other sample, shared by all positives ``b``.
     """
     _check(z, tau)
-    _, _, _, scores, rows, own, same = _prepare(z, tau, normalize, gather)
-    return _pairwise(scores, rows, own, same)
-
-
-def _pairwise(scores, rows, own, same) -> torch.Tensor:
-    m = scores.shape[1]
-    pos = scores[rows, :, own, :]  # [k, M, M]: s(ia, ib)
-    neg = torch.logsumexp(scores.masked_fill(same[:, None, :, None], NEG_INF), dim=(2, 3))  # [k, M]
-    terms = torch.logaddexp(pos, neg[:, :, None]) - pos
-    eye = torch.eye(m, dtype=torch.bool, device=scores.device)
+    terms = _pairwise(_prepare(z, tau, normalize, gather), tau)
+    eye = torch.eye(z.shape[1], dtype=torch.bool, device=terms.device)
     return terms.masked_fill(eye, float("nan"))
+
+
+def _pairwise(b: _Scores, tau: float) -> torch.Tensor:
+    """``[k, M, M]`` pairwise terms; the diagonal holds finite values that callers must ignore."""
+    pos = _positives(b, tau)
+    # logsumexp over the views n of each candidate sample first, then mask the anchor's own sample: the mask
+    # touches a [k, M, K] tensor instead of the [k, M, K, M] scores
+    per_sample = torch.logsumexp(b.scores, dim=3)
+    neg = torch.logsumexp(per_sample.masked_fill(b.same[:, None, :], NEG_INF), dim=2)  # [k, M]
+    return torch.logaddexp(pos, neg[:, :, None]) - pos
 
 
 def pvc_loss(
@@ -136,14 +169,14 @@ def pvc_loss(
         return multicrop_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
     if method == "suffstats":
         return suffstats_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
-    _, keys, _, scores, rows, own, same = _prepare(z, tau, normalize, gather)
+    b = _prepare(z, tau, normalize, gather)
     m = z.shape[1]
-    terms = _pairwise(scores, rows, own, same)  # [k, M, M], NaN on the diagonal
+    terms = _pairwise(b, tau)  # [k, M, M]
     off = ~torch.eye(m, dtype=torch.bool, device=z.device)
     if method == "geometric":
-        per_anchor = terms.masked_fill(~off, 0.0).sum(2) / (m - 1)
+        per_anchor = (terms * off).sum(2) / (m - 1)
     elif method == "arithmetic":
-        per_anchor = torch.logsumexp(terms.masked_fill(~off, NEG_INF), dim=2) - math.log(keys.shape[0])
+        per_anchor = torch.logsumexp(terms.masked_fill(~off, NEG_INF), dim=2) - math.log(b.keys.shape[0])
     else:  # arithmetic-mean
         per_anchor = -torch.logsumexp((-terms).masked_fill(~off, NEG_INF), dim=2) + math.log(m - 1)
     return _reduce(per_anchor.mean(1), reduction)
@@ -163,15 +196,17 @@ def multicrop_loss(
     ``(j, b)`` for ``j != i``: per view pair it is exactly SimCLR on views ``a`` and ``b``.
     """
     _check(z, tau, "multicrop", reduction)
-    _, _, _, scores, rows, own, same = _prepare(z, tau, normalize, gather)
+    b = _prepare(z, tau, normalize, gather)
     m = z.shape[1]
-    pos = scores[rows, :, own, :]  # [k, M, M]
-    by_view = torch.logsumexp(scores.masked_fill(same[:, None, :, None], NEG_INF), dim=2)  # [k, M(a), M(n)]
+    pos = _positives(b, tau)  # [k, M, M]
+    by_view = torch.logsumexp(
+        b.scores.masked_fill(b.same[:, None, :, None], NEG_INF), dim=2
+    )  # [k, M(a), M(n)]
     own_view = torch.diagonal(by_view, dim1=1, dim2=2)  # [k, M]: negatives (j, a)
     neg = torch.logaddexp(own_view[:, :, None], by_view)  # negatives (j, a) and (j, b)
     terms = torch.logaddexp(pos, neg) - pos
     off = ~torch.eye(m, dtype=torch.bool, device=z.device)
-    per_sample = terms.masked_fill(~off, 0.0).sum((1, 2)) / (m * (m - 1))
+    per_sample = (terms * off).sum((1, 2)) / (m * (m - 1))
     return _reduce(per_sample, reduction)
 
 
@@ -190,14 +225,17 @@ def suffstats_loss(
     this is NT-Xent. The form of the paper's Eq. 22 is read here, not copied: see the README.
     """
     _check(z, tau, "suffstats", reduction)
-    q, keys, offset, _, rows, own, same = _prepare(z, tau, normalize, gather)
-    m = q.shape[1]
-    rest = (keys.sum(1, keepdim=True) - keys) / (m - 1)  # [K, M, d]: mean of the other views
-    stats = F.normalize(rest, dim=-1) if normalize else rest
-    to_stats = torch.einsum("iad,jad->iaj", q, stats) / float(tau)  # [k, M, K]
-    to_views = torch.einsum("iad,jad->iaj", q, keys) / float(tau)
-    to_views = to_views.masked_fill(same[:, None, :], NEG_INF)
-    pos = to_stats[rows, :, own]  # [k, M]
+    b = _prepare(z, tau, normalize, gather)
+    m = b.q.shape[1]
+
+    def stat(v: torch.Tensor) -> torch.Tensor:  # normalised mean of the other views: [., M, d]
+        rest = (v.sum(1, keepdim=True) - v) / (m - 1)
+        return F.normalize(rest, dim=-1) if normalize else rest
+
+    to_stats = torch.einsum("iad,jad->iaj", b.q, stat(b.keys)) / float(tau)  # [k, M, K]
+    to_views = torch.einsum("iad,jad->iaj", b.q, b.keys) / float(tau)
+    to_views = to_views.masked_fill(b.same[:, None, :], NEG_INF)
+    pos = torch.einsum("iad,iad->ia", b.q, stat(b.mine)) / float(tau)  # [k, M]
     lse = torch.logsumexp(torch.cat([to_stats, to_views], dim=2), dim=2)
     return _reduce((lse - pos).mean(1), reduction)
 

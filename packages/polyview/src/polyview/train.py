@@ -13,6 +13,7 @@ Experiments (``--experiments``; the default runs ``mi`` and ``digits``):
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -55,7 +56,7 @@ class Config(BaseConfig):
     )
     digits_fixed_k: int = knob(64, "K for the accuracy-against-M sweep at fixed K (0 skips it)", low=0)
     digits_steps: int = knob(1000, "training steps of every arm (equal compute at a fixed budget)", low=1)
-    digits_seeds: int = knob(3, "seeds per arm, trained as one batched model", low=1)
+    digits_seeds: int = knob(5, "seeds per arm, trained as one batched model", low=1)
     digits_method: str = knob(
         "geometric", "objective for M > 2 (M = 2 is SimCLR whatever this is)", choices=METHODS
     )
@@ -392,20 +393,25 @@ def body(cfg: Config, run: Run) -> dict:
     from paperkit import distributed
     from paperkit.device import seed_everything
 
+    limits = contextlib.nullcontext()
     if cfg.cpu_threads:
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(cfg.cpu_threads)
+        limits = threadpool_limits(cfg.cpu_threads)  # BLAS/OpenMP under numpy and scikit-learn (the probes)
     env = distributed.init(cfg.device)
     seed_everything(cfg.seed)
     results: dict = {"world_size": env.world_size, "device": str(env.device)}
     try:
-        if "mi" in cfg.experiments:
-            results["mi"] = run_mi(cfg, run)
-        if "digits" in cfg.experiments:
-            res = run_digits(cfg, env, run)
-            results["digits"] = digits_claims(cfg, res, run)
-            results["digits_curves"] = {k: v["curve"] for k, v in res.items()}
-        if "images" in cfg.experiments:
-            results["images"] = run_images(cfg, env, run)
+        with limits:
+            if "mi" in cfg.experiments:
+                results["mi"] = run_mi(cfg, run)
+            if "digits" in cfg.experiments:
+                res = run_digits(cfg, env, run)
+                results["digits"] = digits_claims(cfg, res, run)
+                results["digits_curves"] = {k: v["curve"] for k, v in res.items()}
+            if "images" in cfg.experiments:
+                results["images"] = run_images(cfg, env, run)
     finally:
         distributed.shutdown()
     return results
