@@ -86,6 +86,7 @@ class _Scores(NamedTuple):
     q: torch.Tensor  # this rank's (normalised) embeddings, the anchors: [k, M, d]
     keys: torch.Tensor  # every rank's, the candidates: [K, M, d]
     mine: torch.Tensor  # the anchors' own rows of keys: [k, M, d]
+    offset: int  # where the anchors' samples sit among the candidates
     scores: torch.Tensor  # s(ia, jn): [k, M, K, M]
     same: torch.Tensor  # candidate sample j is anchor i's own sample: [k, K]
 
@@ -107,12 +108,14 @@ def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool) -> _Sco
         scores = ((flat / float(tau)) @ keys.reshape(total * m, d).T).view(k, m, total, m)
     own = torch.arange(k, device=z.device) + offset  # each anchor's own sample among the candidates
     same = own[:, None] == torch.arange(total, device=z.device)[None, :]
-    return _Scores(z, keys, keys[offset : offset + k], scores, same)
+    return _Scores(z, keys, keys[offset : offset + k], offset, scores, same)
 
 
-def _positives(b: _Scores, tau: float) -> torch.Tensor:
-    """``s(ia, ib)`` for every anchor view a and positive view b: ``[k, M, M]`` (a small batched matmul)."""
-    return torch.einsum("iad,ibd->iab", b.q, b.mine) / float(tau)
+def _positives(b: _Scores) -> torch.Tensor:
+    """``s(ia, ib)`` for every anchor view a and positive view b: ``[k, M, M]``, a view of the scores."""
+    k = b.q.shape[0]
+    block = b.scores[:, :, b.offset : b.offset + k, :]  # [k, M, k, M]: the anchors against their own samples
+    return torch.diagonal(block, dim1=0, dim2=2).permute(2, 0, 1)
 
 
 def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -128,14 +131,14 @@ def pairwise_terms(
     anchor's scores against every view of every other sample, shared by all positives ``b``.
     """
     _check(z, tau)
-    terms = _pairwise(_prepare(z, tau, normalize, gather), tau)
+    terms = _pairwise(_prepare(z, tau, normalize, gather))
     eye = torch.eye(z.shape[1], dtype=torch.bool, device=terms.device)
     return terms.masked_fill(eye, float("nan"))
 
 
-def _pairwise(b: _Scores, tau: float) -> torch.Tensor:
+def _pairwise(b: _Scores) -> torch.Tensor:
     """``[k, M, M]`` pairwise terms; the diagonal holds finite values that callers must ignore."""
-    pos = _positives(b, tau)
+    pos = _positives(b)
     # logsumexp over the views n of each candidate sample first, then mask the anchor's own sample: the mask
     # touches a [k, M, K] tensor instead of the [k, M, K, M] scores
     per_sample = torch.logsumexp(b.scores, dim=3)
@@ -171,7 +174,7 @@ def pvc_loss(
         return suffstats_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
     b = _prepare(z, tau, normalize, gather)
     m = z.shape[1]
-    terms = _pairwise(b, tau)  # [k, M, M]
+    terms = _pairwise(b)  # [k, M, M]
     off = ~torch.eye(m, dtype=torch.bool, device=z.device)
     if method == "geometric":
         per_anchor = (terms * off).sum(2) / (m - 1)
@@ -198,7 +201,7 @@ def multicrop_loss(
     _check(z, tau, "multicrop", reduction)
     b = _prepare(z, tau, normalize, gather)
     m = z.shape[1]
-    pos = _positives(b, tau)  # [k, M, M]
+    pos = _positives(b)  # [k, M, M]
     by_view = torch.logsumexp(
         b.scores.masked_fill(b.same[:, None, :, None], NEG_INF), dim=2
     )  # [k, M(a), M(n)]

@@ -156,9 +156,15 @@ def run_mi(cfg: Config, run: Run) -> dict:
         return [table[f"{method}/m{m}"][key] for m in views]
 
     truth = [table[f"{cfg.mi_methods[0]}/m{m}"]["true_ovr_mi"] for m in views]
+    if len(views) >= 2:
+        # how much of the true rise of the one-vs-rest MI from the smallest to the largest M each estimate shows
+        out["rise_fraction"] = {
+            f"{method}/{key}": (series(method, key)[-1] - series(method, key)[0]) / (truth[-1] - truth[0])
+            for method in cfg.mi_methods
+            for key in ("loss_estimate", "ovr_estimate")
+        }
     if "geometric" in cfg.mi_methods and len(views) >= 2:
         est = series("geometric", "loss_estimate")
-        out["geometric_rise_fraction"] = (est[-1] - est[0]) / (truth[-1] - truth[0])
         run.claim(
             "mi_pvc_rises",
             "the Geometric PVC MI estimate (log #candidates - loss) rises with M: Spearman rank correlation "
