@@ -183,3 +183,15 @@ def test_mismatched_view_shapes():
         PolyViewLoss(temperature=0)
     with pytest.raises(TypeError, match="tensor"):
         pvc_loss([[1.0, 2.0]])
+
+
+def test_half_precision_and_autocast_compute_in_float32():
+    z = embeddings(12, 4, 16, seed=11).float()
+    ref = pvc_loss(z, 0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = pvc_loss(z, 0.1)
+    assert inside.dtype == torch.float32
+    torch.testing.assert_close(inside, ref)  # autocast does not reach the scores
+    half = pvc_loss(z.bfloat16(), 0.1)
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, pvc_loss(z.bfloat16().float(), 0.1))

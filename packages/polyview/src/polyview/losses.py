@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -91,9 +92,21 @@ class _Scores(NamedTuple):
     same: torch.Tensor  # candidate sample j is anchor i's own sample: [k, K]
 
 
-def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool) -> _Scores:
-    if z.dtype in (torch.float16, torch.bfloat16):
-        z = z.float()  # the scores and logsumexp in float32 under autocast
+def _float32(fn):
+    """Run a loss with autocast off and half-precision embeddings upcast: scores and logsumexp in float32."""
+
+    @functools.wraps(fn)
+    def wrapper(z, *args, **kwargs):
+        if isinstance(z, torch.Tensor) and z.dtype in (torch.float16, torch.bfloat16):
+            z = z.float()
+        device = z.device.type if isinstance(z, torch.Tensor) else "cpu"
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(z, *args, **kwargs)
+
+    return wrapper
+
+
+def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool, scores: bool = True) -> _Scores:
     if normalize:
         z = F.normalize(z, dim=-1)
     keys, offset = gather_with_grad(z) if gather else (z, 0)
@@ -102,13 +115,17 @@ def _prepare(z: torch.Tensor, tau: float, normalize: bool, gather: bool) -> _Sco
     if total < 2:
         raise ValueError("contrastive losses need K >= 2 samples (negatives come from the other samples)")
     flat = z.reshape(k * m, d)
-    if keys is z:  # one process: the scores are a Gram matrix, whose backward needs one matmul instead of two
-        scores = _ScaledGram.apply(flat, 1.0 / float(tau)).view(k, m, total, m)
+    if not scores:  # suffstats builds its own scores
+        sim = flat.new_empty(0)
+    elif (
+        keys is z
+    ):  # one process: the scores are a Gram matrix, whose backward needs one matmul instead of two
+        sim = _ScaledGram.apply(flat, 1.0 / float(tau)).view(k, m, total, m)
     else:
-        scores = ((flat / float(tau)) @ keys.reshape(total * m, d).T).view(k, m, total, m)
+        sim = ((flat / float(tau)) @ keys.reshape(total * m, d).T).view(k, m, total, m)
     own = torch.arange(k, device=z.device) + offset  # each anchor's own sample among the candidates
     same = own[:, None] == torch.arange(total, device=z.device)[None, :]
-    return _Scores(z, keys, keys[offset : offset + k], offset, scores, same)
+    return _Scores(z, keys, keys[offset : offset + k], offset, sim, same)
 
 
 def _positives(b: _Scores) -> torch.Tensor:
@@ -122,6 +139,7 @@ def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_sample.mean() if reduction == "mean" else per_sample
 
 
+@_float32
 def pairwise_terms(
     z: torch.Tensor, tau: float = 0.2, *, normalize: bool = True, gather: bool = False
 ) -> torch.Tensor:
@@ -146,6 +164,7 @@ def _pairwise(b: _Scores) -> torch.Tensor:
     return torch.logaddexp(pos, neg[:, :, None]) - pos
 
 
+@_float32
 def pvc_loss(
     z: torch.Tensor,
     tau: float = 0.2,
@@ -185,6 +204,7 @@ def pvc_loss(
     return _reduce(per_anchor.mean(1), reduction)
 
 
+@_float32
 def multicrop_loss(
     z: torch.Tensor,
     tau: float = 0.2,
@@ -213,6 +233,7 @@ def multicrop_loss(
     return _reduce(per_sample, reduction)
 
 
+@_float32
 def suffstats_loss(
     z: torch.Tensor,
     tau: float = 0.2,
@@ -228,7 +249,7 @@ def suffstats_loss(
     this is NT-Xent. The form of the paper's Eq. 22 is read here, not copied: see the README.
     """
     _check(z, tau, "suffstats", reduction)
-    b = _prepare(z, tau, normalize, gather)
+    b = _prepare(z, tau, normalize, gather, scores=False)
     m = b.q.shape[1]
 
     def stat(v: torch.Tensor) -> torch.Tensor:  # normalised mean of the other views: [., M, d]

@@ -211,7 +211,8 @@ def plot_mi(cfg: Config, views: list[int], table: dict, run: Run) -> None:
         ax.set_xlabel("views M")
         ax.set_ylabel("nats")
         ax.set_title(title, fontsize=9)
-    axes[0][0].legend(fontsize=7)
+    axes[0][1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
     run.save_figure(fig, "mi")
 
 
@@ -344,6 +345,7 @@ def plot_digits(cfg: Config, views: list[int], fixed: dict, res: dict, run: Run)
         ax.set_title(title, fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"digits, {cfg.digits_steps} steps, {cfg.digits_method} PVC (M=2: SimCLR)", fontsize=9)
+    fig.tight_layout()
     run.save_figure(fig, "fixed_compute")
 
 
