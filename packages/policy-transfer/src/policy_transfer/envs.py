@@ -66,14 +66,11 @@ class GymVectorEnv:
         self.obs_scale = float(obs_scale)
 
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
+        """A fresh tensor (the vector env reuses its numpy buffer, created with ``copy=False``)."""
         if self.obs_kind == "index":
-            return torch.as_tensor(np.asarray(obs, dtype=np.int64), device=self.device)
-        x = (
-            torch.from_numpy(np.ascontiguousarray(obs))
-            .reshape(self.num_envs, -1)
-            .to(self.device, torch.float32)
-        )
-        return x / self.obs_scale if self.obs_scale != 1.0 else x
+            return torch.tensor(np.asarray(obs), dtype=torch.long, device=self.device)
+        x = torch.from_numpy(obs).reshape(self.num_envs, -1).to(self.device, torch.float32)
+        return x.div_(self.obs_scale) if self.obs_scale != 1.0 else x
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         obs, _ = self.envs.reset(seed=seed)
@@ -81,18 +78,18 @@ class GymVectorEnv:
 
     def step(self, actions: torch.Tensor):
         obs, reward, terminated, truncated, infos = self.envs.step(actions.cpu().numpy())
-        final = obs
+        obs_t = self._obs(obs)
+        final_t = obs_t
         mask = infos.get("_final_obs")
         if mask is not None and mask.any():
             final = np.array(obs, copy=True)
             final[mask] = np.stack(infos["final_obs"][mask])
-        obs_t = self._obs(obs)
-        final_t = obs_t.clone() if final is obs else self._obs(final)
+            final_t = self._obs(final)
         return (
-            obs_t.clone(),
-            torch.as_tensor(reward, dtype=torch.float32, device=self.device),
-            torch.as_tensor(terminated, device=self.device),
-            torch.as_tensor(truncated, device=self.device),
+            obs_t,
+            torch.from_numpy(reward.astype(np.float32)).to(self.device),
+            torch.from_numpy(terminated).to(self.device),
+            torch.from_numpy(truncated).to(self.device),
             final_t,
         )
 

@@ -15,6 +15,7 @@ surrogate + value loss - entropy bonus - lambda * diversity objective + auxiliar
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -159,6 +160,9 @@ class Learner:
     ``lam`` (a float or ``[P]``) weighs the family's diversity objective per run; ``latent=None`` redraws each
     copy's ``z`` from the prior at every episode, ``latent [P, d]`` fixes run ``p``'s policy to ``latent[p]``.
     Call :meth:`iterate` for one rollout and update; it returns per-run statistics (``[P]`` tensors).
+
+    With ``P == 1`` the learner trains a copy of ``family`` directly (no ``vmap``, no ``functional_call``): the
+    same arithmetic, less overhead per call.
     """
 
     def __init__(
@@ -174,23 +178,39 @@ class Learner:
         total_iterations: int | None = None,
     ):
         self.family, self.env, self.cfg = family, env, cfg
-        self.params = params
-        self.P = int(next(iter(params.values())).shape[0])
+        self.P = run_count(params)
         self.N = cfg.num_envs
         if env.num_envs != self.P * self.N:
             raise ValueError(f"env has {env.num_envs} copies; expected {self.P} runs x {self.N} envs")
         self.device = next(iter(params.values())).device
+        if self.P == 1:
+            self._module = copy.deepcopy(family).to(self.device)
+            with torch.no_grad():
+                for k, v in self._module.named_parameters():
+                    v.copy_(params[k][0])
+            self._leaves = dict(self._module.named_parameters())
+            self.objective = _Objective(self._module, cfg)
+        else:
+            self._module = None
+            self._leaves = params
+            self.objective = _Objective(family, cfg)
         self.lam = torch.as_tensor(lam, dtype=torch.float32, device=self.device).expand(self.P).clone()
         self.latent = None if latent is None else latent.to(self.device)
         self.generator = torch.Generator().manual_seed(int(seed))
-        self.opt = torch.optim.Adam(list(params.values()), lr=cfg.lr, eps=1e-5)
+        self.opt = torch.optim.Adam(list(self._leaves.values()), lr=cfg.lr, eps=1e-5)
         self.total_iterations = total_iterations
         self.iteration = 0
-        self.objective = _Objective(family, cfg)
         self.obs = env.reset(seed=int(seed))
         self.z = self._draw(self.P * self.N) if self.latent is None else self._fixed()
         self.ep_return = torch.zeros(self.P * self.N, device=self.device)
-        self.ep_length = torch.zeros(self.P * self.N, dtype=torch.long, device=self.device)
+        self.ep_length = torch.zeros(self.P * self.N, device=self.device)
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        """The runs' parameters, stacked ``[P, ...]`` (views of the trained tensors when ``P == 1``)."""
+        if self._module is not None:
+            return {k: v.unsqueeze(0) for k, v in self._leaves.items()}
+        return self._leaves
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -204,14 +224,15 @@ class Learner:
         return x.view(self.P, -1, *x.shape[1:])
 
     def forward(self, obs: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return population_forward(self.family, self.params, obs, z)
+        if self._module is not None:
+            return self._module(obs, z)
+        return population_forward(self.family, self._leaves, obs, z)
 
     def _losses(self, *args) -> tuple[torch.Tensor, torch.Tensor]:
-        params = {f"family.{k}": v for k, v in self.params.items()}
-        if self.P == 1:
-            single = {k: v[0] for k, v in params.items()}
-            loss, stats = functional_call(self.objective, single, tuple(a[0] for a in args))
+        if self._module is not None:
+            loss, stats = self.objective(*(a[0] for a in args))
             return loss.unsqueeze(0), stats.unsqueeze(0)
+        params = {f"family.{k}": v for k, v in self._leaves.items()}
         return vmap(lambda p, *a: functional_call(self.objective, p, a))(params, *args)
 
     def set_lambda(self, lam: float | torch.Tensor) -> None:
@@ -225,50 +246,62 @@ class Learner:
         obs_buf = torch.empty((T, *self.obs.shape), dtype=self.obs.dtype, device=self.device)
         z_buf = torch.empty((T, *self.z.shape), device=self.device)
         act_buf = torch.empty((T, B), dtype=torch.long, device=self.device)
-        logp_buf, val_buf, rew_buf = (torch.empty((T, B), device=self.device) for _ in range(3))
-        done_buf = torch.empty((T, B), dtype=torch.bool, device=self.device)
-        episodes = torch.zeros(B, device=self.device)
-        successes, returns, lengths = (torch.zeros(B, device=self.device) for _ in range(3))
+        logp_buf, val_buf, rew_buf, raw_buf = (torch.empty((T, B), device=self.device) for _ in range(4))
+        done_buf, term_buf = (torch.empty((T, B), dtype=torch.bool, device=self.device) for _ in range(2))
         for t in range(T):
             obs, z = self.obs, self.z
             logits, value = self.forward(obs, z)
             logp_all = torch.log_softmax(logits, -1)
-            action = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(1)
-            next_obs, reward, terminated, truncated, final_obs = self.env.step(action)
-            raw = reward
+            action = torch.multinomial(logp_all.exp(), 1, generator=self.generator)
+            next_obs, reward, terminated, truncated, final_obs = self.env.step(action.view(-1))
+            raw_buf[t] = reward
             if cfg.bootstrap_truncated and bool(truncated.any()):
                 _, v_final = self.forward(final_obs, z)
                 reward = reward + cfg.gamma * v_final * truncated
             done = terminated | truncated
-            obs_buf[t], z_buf[t], act_buf[t] = obs, z, action
-            logp_buf[t] = logp_all.gather(1, action.unsqueeze(1)).squeeze(1)
-            val_buf[t], rew_buf[t], done_buf[t] = value, reward, done
-            self.ep_return += raw
-            self.ep_length += 1
-            fd = done.float()
-            episodes += fd
-            successes += (terminated & (raw > 0)).float()
-            returns += self.ep_return * fd
-            lengths += self.ep_length * fd
-            self.ep_return = self.ep_return * (1 - fd)
-            self.ep_length = self.ep_length * (~done)
-            if self.latent is None and bool(done.any()):
-                z = z.clone()
-                z[done] = self._draw(int(done.sum()))
+            obs_buf[t], z_buf[t], act_buf[t] = obs, z, action.view(-1)
+            logp_buf[t] = logp_all.gather(1, action).view(-1)
+            val_buf[t], rew_buf[t], done_buf[t], term_buf[t] = value, reward, done, terminated
+            if self.latent is None:
+                # a fresh draw for every copy, kept where an episode ended: each run's random stream is then
+                # independent of the other runs' episode ends
+                z = torch.where(done.unsqueeze(1), self._draw(B), z)
             self.obs, self.z = next_obs, z
         _, next_value = self.forward(self.obs, self.z)
         adv, ret = compute_gae(rew_buf, val_buf, done_buf, next_value, cfg.gamma, cfg.gae_lambda)
-        per_run = {k: self._pop(v).sum(1) for k, v in (("episodes", episodes), ("successes", successes))}
-        ep = per_run["episodes"]
-        nan = torch.full_like(ep, float("nan"))
-        stats = {
-            "episodes": ep,
-            "success_rate": torch.where(ep > 0, per_run["successes"] / ep.clamp(min=1), nan),
-            "return": torch.where(ep > 0, self._pop(returns).sum(1) / ep.clamp(min=1), nan),
-            "length": torch.where(ep > 0, self._pop(lengths).sum(1) / ep.clamp(min=1), nan),
-        }
+        stats = self._episode_stats(raw_buf, done_buf, term_buf)
         batch = {"obs": obs_buf, "z": z_buf, "actions": act_buf, "logp": logp_buf, "adv": adv, "returns": ret}
         return {"batch": batch, "stats": stats}
+
+    def _episode_stats(self, raw: torch.Tensor, done: torch.Tensor, term: torch.Tensor) -> dict:
+        """Per-run episode count, success rate, mean return and length of the episodes that ended in this
+        rollout (returns and lengths carried over from earlier rollouts), computed after the loop."""
+        T = raw.shape[0]
+        steps = torch.arange(T, device=self.device).unsqueeze(1).expand_as(done)
+        last_end = torch.cummax(torch.where(done, steps, -1), 0).values  # last end at or before t
+        prev_end = torch.cat([torch.full_like(last_end[:1], -1), last_end[:-1]])  # strictly before t
+        csum = torch.cumsum(raw, 0)
+        before = torch.where(prev_end >= 0, csum.gather(0, prev_end.clamp(min=0)), -self.ep_return)
+        ret = csum - before
+        length = (steps - prev_end).float() + torch.where(prev_end < 0, self.ep_length, 0.0)
+        fd = done.float()
+        episodes = self._pop(fd.sum(0)).sum(1)
+        successes = self._pop((term & (raw > 0)).float().sum(0)).sum(1)
+        ret_sum = self._pop((ret * fd).sum(0)).sum(1)
+        len_sum = self._pop((length * fd).sum(0)).sum(1)
+        ended = last_end[-1] >= 0
+        self.ep_return = torch.where(
+            ended, csum[-1] - csum.gather(0, last_end[-1:].clamp(min=0))[0], self.ep_return + csum[-1]
+        )
+        self.ep_length = torch.where(ended, (T - 1 - last_end[-1]).float(), self.ep_length + T)
+        nan = torch.full_like(episodes, float("nan"))
+        some = episodes > 0
+        return {
+            "episodes": episodes,
+            "success_rate": torch.where(some, successes / episodes.clamp(min=1), nan),
+            "return": torch.where(some, ret_sum / episodes.clamp(min=1), nan),
+            "length": torch.where(some, len_sum / episodes.clamp(min=1), nan),
+        }
 
     # -- update --------------------------------------------------------------------------------------------
 
@@ -320,13 +353,14 @@ class Learner:
         """Per-run gradient-norm clipping (torch's clip_grad_norm_ would couple the runs)."""
         if not self.cfg.max_grad_norm:
             return
-        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        grads = [p.grad for p in self._leaves.values() if p.grad is not None]
+        lead = 0 if self._module is None else 1  # a P == 1 learner's tensors have no run dimension
         sq = torch.zeros(self.P, device=self.device)
         for g in grads:
             sq += g.pow(2).reshape(self.P, -1).sum(1)
         scale = (self.cfg.max_grad_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
         for g in grads:
-            g.mul_(scale.view(self.P, *([1] * (g.dim() - 1))))
+            g.mul_(scale.view(*([self.P] if not lead else []), *([1] * (g.dim() - 1 + lead))))
 
     def iterate(self) -> dict:
         """One rollout and one update; returns per-run statistics and losses (``[P]`` tensors)."""
@@ -364,8 +398,8 @@ class Learner:
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
-            for k, v in self.params.items():
-                v.copy_(state["params"][k])
+            for k, v in self._leaves.items():
+                v.copy_(state["params"][k].view_as(v))
         self.opt.load_state_dict(state["opt"])
         self.env.load_state_dict(state["env"])
         self.obs, self.z = state["obs"].clone(), state["z"].clone()

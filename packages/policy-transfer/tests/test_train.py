@@ -1,0 +1,131 @@
+"""The trainer end to end: a smoke run, determinism, SIGINT then resume, bad input."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from policy_transfer.train import main
+
+# a GridWorld run of a few seconds: 2 seeds, 3 conditions, tiny budgets
+TINY = [
+    "--preset",
+    "smoke",
+    "--experiments",
+    "gridworld",
+    "--conditions",
+    "distribution,single,scratch",
+    "--grid-layout",
+    "open5",
+    "--grid-start",
+    "2,2",
+    "--grid-source",
+    "0,4",
+    "--grid-far",
+    "4,0",
+    "--grid-max-steps",
+    "12",
+    "--pretrain-steps",
+    "512",
+    "--finetune-steps",
+    "512",
+]
+
+
+def read(folder: Path, name: str):
+    return json.loads((folder / name).read_text())
+
+
+@pytest.mark.slow
+def test_smoke_preset_writes_claims_figures_and_results(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--preset", "smoke", "--out", str(out)]) == 0
+    summary = read(out, "summary.json")
+    assert {c["id"] for c in summary["claims"]} == {"near_transfer_beats_scratch", "coverage_beats_single"}
+    for c in summary["claims"]:
+        assert set(c) == {"id", "statement", "value", "op", "threshold", "passed"}
+    assert {"gridworld_transfer.png", "coverage.png", "minigrid_transfer.png"} <= {
+        p.name for p in out.glob("*.png")
+    }
+    res = summary["results"]
+    grid = res["gridworld"]
+    assert set(grid["summary"]) == {"distribution", "single", "scratch", "bayes", "ensemble"}
+    for cond, row in grid["summary"].items():
+        assert row["near_steps"]["lo"] <= row["near_steps"]["mean"] <= row["near_steps"]["hi"]
+        assert ("coverage" in row) == (cond != "scratch")
+    # the claim's value is the interval's end that decides it
+    claim = next(c for c in summary["claims"] if c["id"] == "near_transfer_beats_scratch")
+    assert claim["value"] == grid["comparisons"]["near_steps_distribution_minus_scratch"]["hi"]
+    assert set(res["minigrid"]["steps"]) == {"distribution", "scratch"}
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {r["phase"] for r in rows} >= {"grid/pretrain/latent", "grid/scratch", "minigrid/transfer"}
+    assert "results in" in capsys.readouterr().out
+
+
+def test_same_seed_same_run_and_another_seed_differs(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert main([*TINY, "--out", str(a)]) == 0
+    assert main([*TINY, "--out", str(b)]) == 0
+    assert main([*TINY, "--seed", "1", "--out", str(c)]) == 0
+    assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+    assert read(a, "summary.json")["results"]["gridworld"] == read(b, "summary.json")["results"]["gridworld"]
+    assert (a / "metrics.jsonl").read_text() != (c / "metrics.jsonl").read_text()
+
+
+def _interrupt_when(path: Path, lines: int):
+    def watch():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if path.exists() and len(path.read_text().splitlines()) >= lines:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.002)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
+    ref = tmp_path / "ref"
+    assert main([*TINY, "--out", str(ref)]) == 0
+    cut = tmp_path / "cut"
+    # one metrics line per iteration, 2 iterations per phase: interrupt inside the first fine-tuning phase
+    t = _interrupt_when(cut / "metrics.jsonl", 3)
+    assert main([*TINY, "--out", str(cut)]) == 130
+    t.join()
+    progress = read(cut / "checkpoints", "progress.json")
+    assert "grid/pretrain/latent" in progress["phases"] and "grid/scratch" not in progress["phases"]
+    assert main(["--resume", str(cut)]) == 0
+    assert (cut / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
+    assert read(cut, "summary.json")["claims"] == read(ref, "summary.json")["claims"]
+    assert (
+        read(cut, "summary.json")["results"]["gridworld"] == read(ref, "summary.json")["results"]["gridworld"]
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--grid-source", "6,2", "--grid-layout", "four_rooms"], "is a wall in layout 'four_rooms'"),
+        (["--grid-far", "9,9"], "outside the 9x9 grid"),
+        (["--mg-env", "MiniGrid-Nowhere-v0"], "unknown MiniGrid environment id 'MiniGrid-Nowhere-v0'"),
+        (["--mg-target", "0,3"], "--mg-target: goal_pos (0, 3) is in a wall"),
+        (["--grid-layout", "spiral"], "unknown layout 'spiral'"),
+        (["--conditions", "distribution,oracle"], "--conditions must be one of"),
+        (["--lam", "-1"], "--lam must be >= 0"),
+        (["--grid-near", "3,2"], "--grid-near must be LOW,HIGH"),
+        (["--grid-start", "1"], "--grid-start needs two numbers"),
+        (["--num-minibatches", "3"], "is not divisible by --num-minibatches 3"),
+        (["--preset", "huge"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
+    out = tmp_path / "r"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert not out.exists()
