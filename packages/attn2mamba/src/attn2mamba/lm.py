@@ -1,0 +1,210 @@
+"""The decoder skeleton the three models share: embeddings, GPT-NeoX blocks around a sequence mixer, head.
+
+A GPT-NeoX (Pythia) block is ``x + mixer(LN1(x)) + MLP(LN2(x))`` with a parallel residual, or the sequential
+``x' = x + mixer(LN1(x)); x' + MLP(LN2(x'))`` without it. The teacher's mixer is softmax attention, stage 1's is
+Hedgehog linear attention, the final model's is a Mamba-2 (SSD) mixer; everything else (embeddings, layer norms,
+MLPs, head) is the same module, which is what lets stage 2 copy the teacher's weights one to one.
+
+Every mixer has ``forward(h, state, pos) -> (out, state)``: ``state=None`` is a full causal pass; otherwise the
+mixer continues from ``state`` (a KV cache, a linear-attention state, an SSM + convolution state) and returns the
+new one, which is how :func:`attn2mamba.generate` decodes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ModelInputError(ValueError):
+    """Input a model cannot take (token ids outside its vocabulary, a sequence beyond its length limit)."""
+
+
+@dataclass
+class LMConfig:
+    """The backbone shared by teacher, stage-1 and Mamba models (GPT-NeoX field meanings)."""
+
+    vocab_size: int = 256
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 512
+    rotary_pct: float = 0.25  # fraction of each head's dims that get rotary embeddings (teacher only)
+    rotary_base: float = 10000.0
+    max_seq_len: int = 2048
+    layer_norm_eps: float = 1e-5
+    parallel_residual: bool = True
+    hidden_act: str = "gelu"
+    tie_embeddings: bool = False
+    attention_bias: bool = True
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not one of {', '.join(ACTIVATIONS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LMConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+    "silu": F.silu,
+}
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.dense_h_to_4h = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.dense_4h_to_h = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.act = ACTIVATIONS[cfg.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense_4h_to_h(self.act(self.dense_h_to_4h(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LMConfig, mixer: nn.Module):
+        super().__init__()
+        self.parallel = cfg.parallel_residual
+        self.input_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.post_attention_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.mixer = mixer
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, state: Any = None, pos: int = 0) -> tuple[torch.Tensor, Any]:
+        a, state = self.mixer(self.input_layernorm(x), state, pos)
+        if self.parallel:
+            return x + a + self.mlp(self.post_attention_layernorm(x)), state
+        x = x + a
+        return x + self.mlp(self.post_attention_layernorm(x)), state
+
+
+@dataclass
+class LMState:
+    """Decoding state of a whole model: tokens consumed so far and one mixer state per layer."""
+
+    pos: int
+    layers: list
+
+
+class DecoderLM(nn.Module):
+    """Token embeddings, ``num_layers`` blocks around the given mixers, final LayerNorm, output head.
+
+    ``model(ids)`` returns logits ``[batch, length, vocab]``; ``model.step(ids, state)`` continues from a
+    decoding state (``model.init_state()``) and returns ``(logits, state)``.
+    """
+
+    kind = "lm"
+
+    def __init__(self, cfg: LMConfig, mixers: list[nn.Module]):
+        super().__init__()
+        if len(mixers) != cfg.num_layers:
+            raise ValueError(f"{len(mixers)} mixers for {cfg.num_layers} layers")
+        self.config = cfg
+        self.embed_in = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.blocks = nn.ModuleList(Block(cfg, m) for m in mixers)
+        self.final_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.embed_out = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.embed_out.weight = self.embed_in.weight
+
+    # -- input checks -----------------------------------------------------------------------------------------
+
+    def check_input(self, ids: torch.Tensor, pos: int = 0) -> None:
+        if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ModelInputError(
+                f"token ids must be an integer tensor [batch, length], got {tuple(ids.shape)}"
+            )
+        if ids.numel() == 0:
+            raise ModelInputError("empty input: at least one token is needed")
+        end = pos + ids.shape[1]
+        if end > self.config.max_seq_len:
+            raise ModelInputError(
+                f"sequence of {end} tokens is longer than the model's limit of "
+                f"{self.config.max_seq_len} (max_seq_len)"
+            )
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            bad = hi if hi >= self.config.vocab_size else lo
+            raise ModelInputError(
+                f"token id {bad} is outside the model's vocabulary of {self.config.vocab_size}: "
+                "tokenizer and model do not match"
+            )
+
+    # -- forward ----------------------------------------------------------------------------------------------
+
+    def hidden(self, ids: torch.Tensor, state: LMState | None = None) -> tuple[torch.Tensor, LMState | None]:
+        pos = 0 if state is None else state.pos
+        self.check_input(ids, pos)
+        x = self.embed_in(ids.long())
+        new_layers = []
+        for i, block in enumerate(self.blocks):
+            x, s = block(x, None if state is None else state.layers[i], pos)
+            new_layers.append(s)
+        x = self.final_layer_norm(x)
+        return x, (None if state is None else LMState(pos + ids.shape[1], new_layers))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed_out(self.hidden(ids)[0])
+
+    def init_state(self, batch: int = 1) -> LMState:
+        p = next(self.parameters())
+        return LMState(0, [b.mixer.init_state(batch, device=p.device, dtype=p.dtype) for b in self.blocks])
+
+    def step(self, ids: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:
+        """Continue decoding: logits for ``ids`` given everything consumed so far, and the new state."""
+        x, state = self.hidden(ids, state)
+        return self.embed_out(x), state
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # -- initialisation ---------------------------------------------------------------------------------------
+
+    def init_weights(self, std: float = 0.02) -> None:
+        """GPT-NeoX-style random init: normal(0, std) for linear and embedding weights, zero biases, and the
+        projections into the residual stream scaled by 1/sqrt(2 * layers). Mixers then re-init their own
+        special parameters (``reset_special_parameters``)."""
+        resid = std / math.sqrt(2 * self.config.num_layers)
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear):
+                last = name.split(".")[-1]
+                nn.init.normal_(
+                    m.weight, std=resid if last in ("dense", "dense_4h_to_h", "out_proj") else std
+                )
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=std)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if m is not self and hasattr(m, "reset_special_parameters"):
+                m.reset_special_parameters()
+
+
+def config_json(model: DecoderLM, extra: dict | None = None) -> str:
+    return json.dumps({"kind": model.kind, **model.config.to_dict(), **(extra or {})}, indent=2)

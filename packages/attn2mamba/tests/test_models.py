@@ -1,0 +1,191 @@
+"""The three models: stage-1 -> Mamba initialisation, decoding with recurrent state, losses, input errors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from attn2mamba import (
+    GPTNeoX,
+    HedgehogConfig,
+    HedgehogLM,
+    LMConfig,
+    MambaConfig,
+    MambaLM,
+    ModelInputError,
+    Stage1Loss,
+    distill_loss,
+    generate,
+    mamba_from_hedgehog,
+    stage1_loss,
+)
+
+CFG = LMConfig(vocab_size=61, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=48, max_seq_len=96)
+
+
+def teacher(cfg=CFG, seed=0) -> GPTNeoX:
+    torch.manual_seed(seed)
+    t = GPTNeoX(cfg)
+    t.init_weights(std=0.1)  # larger than GPT-NeoX's 0.02: attention patterns far from uniform
+    return t.eval()
+
+
+def trained_looking_stage1(normalize: str, cfg=CFG) -> HedgehogLM:
+    s1 = HedgehogLM.from_teacher(
+        teacher(cfg), HedgehogConfig(feature_dim=6, normalize=normalize, chunk_size=16)
+    )
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in s1.stage1_parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    return s1.eval()
+
+
+def ids(b=2, L=70, seed=0, vocab=61):
+    return torch.randint(0, vocab, (b, L), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("normalize", ["rms", "ratio"])
+def test_mamba_initialisation_reproduces_stage1(normalize):
+    s1 = trained_looking_stage1(normalize)
+    m = mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
+    x = ids()
+    with torch.no_grad():
+        a, b = s1(x), m(x)
+    rel = ((a - b).norm() / a.norm()).item()
+    assert rel <= 1e-4, rel
+    # and it is a real Mamba layer: the conv, decay, SiLU and gate are present, at their identity settings
+    mix = m.blocks[0].mixer
+    assert mix.decay.abs().max() == 0 and mix.x_mix.abs().max() == 0 and mix.gate_mix.abs().max() == 0
+    assert torch.equal(mix.conv1d.weight[:, 0, -1], torch.ones(mix.conv_dim))
+
+
+def test_released_parameters_get_gradients_at_step_0():
+    m = mamba_from_hedgehog(trained_looking_stage1("ratio")).train()
+    x = ids(L=40)
+    F.cross_entropy(m(x[:, :-1]).reshape(-1, 61), x[:, 1:].reshape(-1)).backward()
+    mix = m.blocks[0].mixer
+    for name in ("decay", "x_mix", "gate_mix", "D", "dt_bias"):
+        assert getattr(mix, name).grad.abs().sum() > 0, name
+    assert mix.conv1d.weight.grad[:, 0, :-1].abs().sum() > 0  # the taps that start at zero
+    # one step moves the decay rate off 0 (either way: A = -max(decay, 0) stays a decay, never a growth)
+    torch.optim.SGD(m.parameters(), lr=1.0).step()
+    assert mix.decay.abs().min() > 0 and (mix.A <= 0).all()
+
+
+def incremental(model, x, cut: int, steps: int):
+    state = model.init_state(x.shape[0])
+    out, state = model.step(x[:, :cut], state)
+    outs = [out]
+    for i in range(cut, cut + steps):
+        o, state = model.step(x[:, i : i + 1], state)
+        outs.append(o)
+    o, state = model.step(x[:, cut + steps :], state)  # a chunk after single steps
+    outs.append(o)
+    return torch.cat(outs, dim=1)
+
+
+def all_models():
+    t = teacher()
+    yield "teacher", t
+    for norm in ("rms", "ratio"):
+        s1 = trained_looking_stage1(norm)
+        yield f"hedgehog-{norm}", s1
+        yield f"mamba-from-stage1-{norm}", mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
+        torch.manual_seed(3)
+        m = MambaLM(CFG, MambaConfig(feature_dim=6, normalize=norm, chunk_size=16))
+        m.init_weights()
+        yield f"mamba-random-{norm}", m.eval()
+
+
+@pytest.mark.parametrize("name, model", list(all_models()), ids=lambda v: v if isinstance(v, str) else "")
+def test_decoding_with_state_equals_full_forward(name, model):
+    x = ids(L=60)
+    with torch.no_grad():
+        full = model(x)
+        inc = incremental(model, x, cut=21, steps=17)
+    torch.testing.assert_close(inc, full, rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_generation_matches_the_full_forward():
+    m = mamba_from_hedgehog(trained_looking_stage1("ratio")).eval()
+    prompt = ids(b=2, L=9)
+    out = generate(m, prompt, 12, temperature=0)
+    assert out.shape == (2, 21) and torch.equal(out[:, :9], prompt)
+    with torch.no_grad():
+        for t in range(9, 21):
+            assert torch.equal(m(out[:, :t])[:, -1].argmax(-1), out[:, t])
+
+
+def test_sampling_is_reproducible_with_a_generator():
+    t = teacher()
+    a = generate(t, ids(b=1, L=5), 10, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(0))
+    b = generate(t, ids(b=1, L=5), 10, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
+def test_input_errors_are_clear():
+    t = teacher()
+    with pytest.raises(ModelInputError, match="outside the model's vocabulary of 61: tokenizer and model"):
+        t(torch.tensor([[1, 2, 61]]))
+    with pytest.raises(ModelInputError, match="longer than the model's limit of 96"):
+        t(torch.zeros(1, 97, dtype=torch.long))
+    with pytest.raises(ModelInputError, match="longer than the model's limit of 96"):
+        generate(t, torch.zeros(1, 90, dtype=torch.long), 10)
+    m = MambaLM(CFG, MambaConfig(feature_dim=4))
+    state = m.init_state(1)
+    _, state = m.step(torch.zeros(1, 96, dtype=torch.long), state)
+    with pytest.raises(ModelInputError, match="sequence of 97 tokens is longer"):
+        m.step(torch.zeros(1, 1, dtype=torch.long), state)
+
+
+def test_distill_loss_is_cross_entropy_plus_kl():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(2, 5, 7, generator=g), torch.randn(2, 5, 7, generator=g)
+    y = torch.randint(0, 7, (2, 5), generator=g)
+    ce = F.cross_entropy(s.reshape(-1, 7), y.reshape(-1))
+    loss0, _ = distill_loss(s, y, kl_weight=0.0)
+    torch.testing.assert_close(loss0, ce)
+    same, parts = distill_loss(s, y, s.clone(), kl_weight=1.0)
+    torch.testing.assert_close(same, ce) and pytest.approx(parts["kl"], abs=1e-7) == 0
+    p, q = t.softmax(-1), s.log_softmax(-1)
+    kl = (p * (p.log() - q)).sum(-1).mean()
+    loss, _ = distill_loss(s, y, t, kl_weight=0.5)
+    torch.testing.assert_close(loss, ce + 0.5 * kl)
+
+
+def test_stage1_trains_only_feature_maps_and_lowers_its_loss():
+    t = teacher()
+    s1 = HedgehogLM.from_teacher(t, HedgehogConfig(feature_dim=8, normalize="rms"))
+    s1.requires_grad_(False)
+    params = s1.stage1_parameters()
+    for p in params:
+        p.requires_grad_(True)
+    assert {
+        n.split(".")[-2] if "feature" in n else n.split(".")[-1]
+        for n, p in s1.named_parameters()
+        if p.requires_grad
+    } == {"feature_q", "feature_k", "norm_weight"}
+    frozen = {n: p.clone() for n, p in s1.named_parameters() if not p.requires_grad}
+    opt = torch.optim.Adam(params, lr=1e-2)
+    x = ids(b=4, L=48)
+    losses = []
+    for _ in range(25):
+        records, _ = t.attention_io(x, weights=True)
+        loss, parts = stage1_loss(s1, records, Stage1Loss(cosine=1, mse=1, xent=0.1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+    for n, p in s1.named_parameters():
+        if n in frozen:
+            assert torch.equal(p, frozen[n]), n
+
+
+def test_teacher_attention_records_match_the_forward():
+    t = teacher()
+    x = ids(L=30)
+    records, logits = t.attention_io(x, weights=True)
+    torch.testing.assert_close(logits, t(x))
+    w = records[0]["weights"]
+    torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)))
+    assert torch.all(w.triu(1) == 0)
