@@ -5,7 +5,7 @@
    appendix pseudo-code (one masked K x MK cross-entropy per ordered view pair, O(M^2) Python iterations; goal at
    M = 8: at least 5 times faster).
 
-Medians of ``torch.utils.benchmark.Timer.blocked_autorange``; threads from ``OMP_NUM_THREADS`` (default 2).
+Medians over 7 alternating rounds of ``torch.utils.benchmark.Timer.blocked_autorange``; threads from ``OMP_NUM_THREADS`` (default 2).
 Prints ms per call, samples (anchors' source images, K) per second and the ratios.
 
     python packages/polyview/bench/bench_losses.py            # or: nox -s "bench(package='polyview')"
@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import statistics
 
 import torch
 import torch.nn.functional as F
@@ -52,17 +53,26 @@ def looped_reference(z: torch.Tensor, tau: float, method: str = "geometric") -> 
     return torch.stack(per_a, -1).mean()
 
 
-def time_fwd_bwd(fn, z: torch.Tensor, label: str) -> float:
-    """Median seconds of ``fn(z).backward()``."""
-
+def fwd_bwd(fn, z: torch.Tensor):
     def step():
         z.grad = None
         fn(z).backward()
 
-    timer = benchmark.Timer(
-        stmt="step()", globals={"step": step}, label=label, num_threads=torch.get_num_threads()
-    )
-    return timer.blocked_autorange(min_run_time=1.0).median
+    return step
+
+
+def race(fns: dict, z: torch.Tensor, rounds: int = 7) -> dict[str, float]:
+    """Median seconds per forward + backward of each function. The functions are timed in alternation, round
+    after round, so that load from other processes on a shared machine hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    steps = {name: fwd_bwd(fn, z) for name, fn in fns.items()}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            timer = benchmark.Timer(
+                stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads()
+            )
+            times[name].append(timer.blocked_autorange(min_run_time=0.2).median)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -80,8 +90,8 @@ def main() -> None:
     theirs = ntxent(z[:, 0], z[:, 1])
     ours = pvc_loss(z, TAU)
     assert torch.allclose(theirs, ours, rtol=1e-5), (theirs.item(), ours.item())
-    t_theirs = time_fwd_bwd(lambda t: ntxent(t[:, 0], t[:, 1]), z, "lightly NTXentLoss")
-    t_ours = time_fwd_bwd(lambda t: pvc_loss(t, TAU), z, "pvc_loss")
+    t = race({"theirs": lambda t: ntxent(t[:, 0], t[:, 1]), "ours": lambda t: pvc_loss(t, TAU)}, z)
+    t_theirs, t_ours = t["theirs"], t["ours"]
     print(f"\nM=2 K={k} d={d} (loss {ours.item():.4f} both)")
     print(f"  lightly NTXentLoss  {1e3 * t_theirs:8.3f} ms  {k / t_theirs:10.0f} samples/s")
     print(f"  pvc_loss            {1e3 * t_ours:8.3f} ms  {k / t_ours:10.0f} samples/s")
@@ -95,8 +105,8 @@ def main() -> None:
             ref = looped_reference(z, TAU, method)
             ours = pvc_loss(z, TAU, method)
             assert torch.allclose(ref, ours, rtol=1e-5, atol=1e-6), (method, ref.item(), ours.item())
-        t_ref = time_fwd_bwd(lambda t, m=m: looped_reference(t, TAU), z, "looped")
-        t_ours = time_fwd_bwd(lambda t: pvc_loss(t, TAU), z, "pvc_loss")
+        t = race({"looped": lambda t: looped_reference(t, TAU), "ours": lambda t: pvc_loss(t, TAU)}, z)
+        t_ref, t_ours = t["looped"], t["ours"]
         print(f"\nM={m} K={k} d={d} geometric (values equal to the looped reference)")
         print(f"  looped reference    {1e3 * t_ref:8.3f} ms  {k / t_ref:10.0f} samples/s")
         print(f"  pvc_loss            {1e3 * t_ours:8.3f} ms  {k / t_ours:10.0f} samples/s")

@@ -157,10 +157,11 @@ def pairwise_terms(
 def _pairwise(b: _Scores) -> torch.Tensor:
     """``[k, M, M]`` pairwise terms; the diagonal holds finite values that callers must ignore."""
     pos = _positives(b)
-    # logsumexp over the views n of each candidate sample first, then mask the anchor's own sample: the mask
-    # touches a [k, M, K] tensor instead of the [k, M, K, M] scores
-    per_sample = torch.logsumexp(b.scores, dim=3)
-    neg = torch.logsumexp(per_sample.masked_fill(b.same[:, None, :], NEG_INF), dim=2)  # [k, M]
+    k, m, total, _ = b.scores.shape
+    # the anchor's own sample is masked with an additive -inf bias; one logsumexp over contiguous rows of K M
+    bias = torch.zeros((k, 1, total, 1), dtype=b.scores.dtype, device=b.scores.device)
+    bias = bias.masked_fill_(b.same[:, None, :, None], NEG_INF)
+    neg = torch.logsumexp((b.scores + bias).view(k, m, total * m), dim=2)  # [k, M]
     return torch.logaddexp(pos, neg[:, :, None]) - pos
 
 
