@@ -124,3 +124,23 @@ def test_evaluate_latents_counts_first_episodes_only():
     assert out["success"].tolist() == [1.0, 0.0]
     assert out["length"].tolist() == [2.0, 5.0]  # reached in 2; the other copy truncated at 5
     assert out["return"].tolist() == [1.0, 0.0]
+
+
+def test_lambda_zero_policy_ignores_the_inference_network():
+    """With lambda = 0 the bound's network trains beside the policy but never moves it (own clipping, no
+    gradient through phi): the policy's parameters do not depend on the bound's settings."""
+    spec = ObsSpec("index", 25)
+    out = {}
+    for noise in (0.05, 0.5):
+        torch.manual_seed(0)
+        fam = LatentPolicy(spec, 4, latent_dim=2, probe_noise=noise)
+        cfg = PPOConfig(num_envs=4, num_steps=8, probe_states=4, probe_latents=4, max_grad_norm=0.1)
+        learner = _learner(init_population([fam]), fam, 1, cfg, lam=0.0)
+        for _ in range(3):
+            learner.iterate()
+        out[noise] = learner.params
+    for k, v in out[0.05].items():
+        if k.startswith("inference."):
+            assert not torch.equal(v, out[0.5][k]), k
+        else:
+            assert torch.equal(v, out[0.5][k]), k

@@ -35,6 +35,7 @@ from .transfer import (
     policy_divergence,
     steps_to_threshold,
     train_population,
+    visitation,
     zero_shot,
 )
 
@@ -222,6 +223,10 @@ def grid_transfer(cfg, run, cond: str, pre: dict) -> dict:
     gen = torch.Generator().manual_seed(seed + 1)
     div_latents = family.sample_latent(S * cfg.select_k, gen).view(S, cfg.select_k, -1)
     divergence = policy_divergence(family, params, probe, div_latents)
+    # what K sampled policies of the first seed do on the source task (for the figure)
+    first_run = {k: v[:1] for k, v in params.items()}
+    vis_env = BatchedGridWorld(layout, [tasks["source"]], cfg.select_k * 8, start=tasks["start"], max_steps=H)
+    visits = visitation(family, first_run, vis_env, div_latents[0], episodes=8, max_steps=H, seed=seed + 3)
     mode = "sample" if cond == "distribution-sample" else cfg.transfer_mode
     runs = torch.arange(S).repeat_interleave(T)
     ft_params = repeat_population(params, runs)
@@ -243,6 +248,7 @@ def grid_transfer(cfg, run, cond: str, pre: dict) -> dict:
         "far_zero_shot": zs["success"][:, n_near:].mean((1, 2)).tolist(),
         "divergence": divergence.tolist(),
         "zero_shot_steps": zs["steps"].tolist(),
+        "source_visits": visits.view(-1, layout.height, layout.width).tolist(),
         **result,
     }
 
@@ -337,11 +343,30 @@ def summarise_grid(cfg, res: dict) -> dict:
 # -- MiniGrid ----------------------------------------------------------------------------------------------
 
 
-def _mg_env(cfg, goal, n: int):
-    task = {"size": cfg.mg_size, "goal_pos": tuple(goal)}
+def mg_task(cfg, goal) -> dict:
+    """Keyword arguments of the MiniGrid task with the goal at ``goal`` (x, y)."""
+    from .envs import MOVED_GOAL_ID, EnvError, known_ids
+
+    if cfg.mg_env not in known_ids() or not (
+        cfg.mg_env == MOVED_GOAL_ID or cfg.mg_env.startswith("MiniGrid-")
+    ):
+        raise EnvError(
+            f"unknown MiniGrid environment id {cfg.mg_env!r}; known: {MOVED_GOAL_ID}, MiniGrid-*-v0"
+        )
+    task: dict = {"goal_pos": tuple(int(v) for v in goal)}
+    if cfg.mg_env == MOVED_GOAL_ID:
+        task["size"] = cfg.mg_size
+    elif cfg.mg_env != "MiniGrid-FourRooms-v0":
+        raise EnvError(
+            f"the goal of {cfg.mg_env} cannot be moved; use {MOVED_GOAL_ID} or MiniGrid-FourRooms-v0"
+        )
     if cfg.mg_max_steps:
         task["max_steps"] = cfg.mg_max_steps
-    return make_vector_env(cfg.mg_env, n, n_actions=cfg.mg_actions, **task)
+    return task
+
+
+def _mg_env(cfg, goal, n: int):
+    return make_vector_env(cfg.mg_env, n, n_actions=cfg.mg_actions, **mg_task(cfg, goal))
 
 
 def _mg_ppo(cfg, *, diversity: bool) -> PPOConfig:
@@ -381,7 +406,12 @@ def _mg_families(cfg, spec, count: int, seed: int) -> list[LatentPolicy]:
 
 
 def _mg_max_steps(cfg) -> int:
-    return cfg.mg_max_steps or 4 * cfg.mg_size**2
+    from .envs import make_minigrid
+
+    env = make_minigrid(cfg.mg_env, **mg_task(cfg, cfg.mg_target))
+    steps = int(env.unwrapped.max_steps)
+    env.close()
+    return steps
 
 
 def mg_pretrain(cfg, run) -> dict:

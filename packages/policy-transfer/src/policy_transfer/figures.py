@@ -36,18 +36,26 @@ def grid_curves(res: dict, threshold: float):
             x = offset + r["steps_per_iteration"] * np.arange(1, its + 1)
             _band(ax, x, curves, cond, COLORS.get(cond))
         ax.axhline(threshold, color="k", lw=0.8, ls="--")
-        ax.set_xlabel("target environment steps (select: zero-shot scoring included)")
+        ax.set_xlabel("target environment steps")
         ax.set_ylabel("evaluation success rate")
-        ax.set_title(f"GridWorld transfer: {title}")
+        ax.set_title(f"GridWorld transfer: {title}", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
     axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.text(
+        0.5,
+        -0.03,
+        "select transfer: the zero-shot scoring of K latents is counted (curves start after it); "
+        "shaded: +- one standard error over seeds",
+        ha="center",
+        fontsize=7,
+    )
     return fig
 
 
 def coverage_bars(summary: dict, k: int):
     from paperkit.plotting import figure
 
-    conds = [c for c in summary if "coverage" in summary[c]]
+    conds = [c for c in summary if "coverage" in summary[c] and c != "distribution-sample"]  # same models
     fig, axes = figure(2, 1, width=4.2)
     for ax, metric, label in zip(
         axes[0], ("coverage", "jumpstart"), (f"coverage@{k} of near targets", "zero-shot success (mean of K)")
@@ -78,4 +86,31 @@ def minigrid_curves(res: dict, threshold: float):
     ax.set_ylabel("evaluation return")
     ax.set_title("MiniGrid moved goal (partially observable)")
     ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def source_visits(res: dict, source, start):
+    """Visit frequencies of K sampled policies (first seed) on the source task, one row per condition."""
+    from paperkit.plotting import figure
+
+    conds = [
+        c for c in ("distribution", "single", "bayes", "ensemble") if c in res and "source_visits" in res[c]
+    ]
+    k = min(4, len(res[conds[0]]["source_visits"])) if conds else 0
+    fig, axes = figure(k, len(conds), width=1.9, height=1.9)
+    for i, cond in enumerate(conds):
+        for j in range(k):
+            ax = axes[i][j]
+            ax.grid(False)
+            ax.imshow(np.asarray(res[cond]["source_visits"][j]) ** 0.5, cmap="Blues")
+            ax.plot(source[1], source[0], "r*", ms=8)
+            ax.plot(start[1], start[0], "ko", ms=4)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(cond, fontsize=9)
+    if conds:
+        fig.suptitle(
+            "source task: where K sampled policies go (first seed; sqrt of visit frequency)", fontsize=9
+        )
     return fig

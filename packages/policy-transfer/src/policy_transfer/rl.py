@@ -350,17 +350,25 @@ class Learner:
         return {name: totals[:, i] / count for i, name in enumerate(STAT_NAMES)}
 
     def _clip(self) -> None:
-        """Per-run gradient-norm clipping (torch's clip_grad_norm_ would couple the runs)."""
+        """Per-run gradient-norm clipping (torch's clip_grad_norm_ would couple the runs). The inference network
+        of the entropy bound (parameters named ``inference.*``) is clipped on its own, so that its fit never
+        rescales the policy's step."""
         if not self.cfg.max_grad_norm:
             return
-        grads = [p.grad for p in self._leaves.values() if p.grad is not None]
         lead = 0 if self._module is None else 1  # a P == 1 learner's tensors have no run dimension
-        sq = torch.zeros(self.P, device=self.device)
-        for g in grads:
-            sq += g.pow(2).reshape(self.P, -1).sum(1)
-        scale = (self.cfg.max_grad_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale.view(*([self.P] if not lead else []), *([1] * (g.dim() - 1 + lead))))
+        groups: dict[bool, list[torch.Tensor]] = {False: [], True: []}
+        for name, p in self._leaves.items():
+            if p.grad is not None:
+                groups[name.startswith("inference.")].append(p.grad)
+        for grads in groups.values():
+            if not grads:
+                continue
+            sq = torch.zeros(self.P, device=self.device)
+            for g in grads:
+                sq += g.pow(2).reshape(self.P, -1).sum(1)
+            scale = (self.cfg.max_grad_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+            for g in grads:
+                g.mul_(scale.view(*([self.P] if not lead else []), *([1] * (g.dim() - 1 + lead))))
 
     def iterate(self) -> dict:
         """One rollout and one update; returns per-run statistics and losses (``[P]`` tensors)."""

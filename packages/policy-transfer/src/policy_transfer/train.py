@@ -31,13 +31,13 @@ class Config(BaseConfig):
         EXPERIMENTS, "experiments to run, comma-separated", choices=EXPERIMENTS
     )
     seeds: int = knob(
-        10, "GridWorld seeds per condition (each seed: one pretrained run, one run per target)", low=1
+        16, "GridWorld seeds per condition (each seed: one pretrained run, one run per target)", low=1
     )
     threads: int = knob(
         1, "torch threads (one is fastest for these small tensors, and fair to a shared machine)", low=1
     )
     conditions: tuple[str, ...] = knob(
-        ("distribution", "single", "scratch", "bayes", "ensemble"),
+        ("distribution", "single", "scratch", "bayes", "ensemble", "distribution-sample"),
         "GridWorld conditions (distribution-sample: the distribution with sample-mode transfer)",
         choices=CONDITIONS,
     )
@@ -135,11 +135,13 @@ class Config(BaseConfig):
 
             if tuple(self.mg_source) == tuple(self.mg_target):
                 raise ConfigError("--mg-source and --mg-target must differ")
+            from .experiments import mg_task
+
             for what, goal in (("--mg-source", self.mg_source), ("--mg-target", self.mg_target)):
                 try:
-                    make_minigrid(self.mg_env, size=self.mg_size, goal_pos=tuple(goal)).close()
+                    make_minigrid(self.mg_env, **mg_task(self, goal)).close()
                 except EnvError as e:
-                    raise ConfigError(f"{what}: {e}") from None
+                    raise ConfigError(str(e) if "unknown" in str(e) else f"{what}: {e}") from None
 
 
 PRESETS = {
@@ -166,7 +168,7 @@ PRESETS = {
     ),
     "default": {},
     "paper": dict(
-        seeds=20,
+        seeds=32,
         conditions=CONDITIONS,
         grid_layout="four_rooms",
         grid_start=(3, 3),
@@ -294,7 +296,7 @@ def body(cfg: Config, run: Run) -> dict:
     import torch
     from paperkit.device import seed_everything
 
-    from .figures import coverage_bars, grid_curves, minigrid_curves
+    from .figures import coverage_bars, grid_curves, minigrid_curves, source_visits
 
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -313,6 +315,10 @@ def body(cfg: Config, run: Run) -> dict:
             },
         }
         run.save_figure(grid_curves(grid["transfer"], cfg.success_threshold), "gridworld_transfer")
+        if any("source_visits" in r for r in grid["transfer"].values()):
+            run.save_figure(
+                source_visits(grid["transfer"], tasks["source"], tasks["start"]), "source_policies"
+            )
         if any("coverage" in s for s in results["gridworld"]["summary"].values()):
             run.save_figure(coverage_bars(results["gridworld"]["summary"], cfg.select_k), "coverage")
     if "minigrid" in cfg.experiments:

@@ -157,6 +157,40 @@ def steps_to_threshold(
     return steps, reached
 
 
+@torch.no_grad()
+def visitation(
+    family: PolicyFamily,
+    params: dict[str, torch.Tensor],
+    env,
+    latents: torch.Tensor,
+    *,
+    episodes: int,
+    max_steps: int,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Cell visit frequencies of each latent's policy over ``episodes`` first episodes on a batched GridWorld
+    whose copies are run-major (``env.num_envs == len(latents) * episodes``): ``[len(latents), n_cells]``."""
+    L = latents.shape[0]
+    gen = torch.Generator().manual_seed(int(seed))
+    obs = env.reset(seed=int(seed))
+    z = latents.repeat_interleave(episodes, 0)
+    counts = torch.zeros(L * episodes, env.n_obs)
+    live = torch.ones(L * episodes, dtype=torch.bool)
+    rows = torch.arange(L * episodes)
+    for _ in range(max_steps):
+        counts[rows[live], obs[live]] += 1
+        logits, _ = population_forward(family, params, obs, z)
+        action = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).view(-1)
+        obs, _, terminated, truncated, final = env.step(action)
+        ended = terminated | truncated
+        counts[rows[live & ended], final[live & ended]] += 1
+        live &= ~ended
+        if not bool(live.any()):
+            break
+    counts = counts.view(L, episodes, -1).sum(1)
+    return counts / counts.sum(1, keepdim=True)
+
+
 def policy_divergence(
     family: PolicyFamily, params: dict[str, torch.Tensor], probe_obs: torch.Tensor, latents: torch.Tensor
 ) -> torch.Tensor:
