@@ -336,12 +336,13 @@ def _train_loop(
     cfg, run, env = ctx.cfg, ctx.run, ctx.env
     ckpt = run.checkpoint(key)
     curve: list[dict] = []
+    running: list[float] = []  # losses since the last curve point
     start = 0
     if ckpt.exists():
         _, weights, state = ckpt.load()
         parallel.load_model_state(model, weights["model"], env, mode)
         parallel.load_optim_state(model, opt, state["optimizer"], env, mode)
-        start, curve = int(state["step"]), list(state["curve"])
+        start, curve, running = int(state["step"]), list(state["curve"]), list(state["running"])
 
     def trainable_state() -> dict:
         full = parallel.model_state(model, env, mode)
@@ -351,7 +352,7 @@ def _train_loop(
     def save(done: int) -> None:
         weights = trainable_state()
         optim = parallel.optim_state(model, opt, env, mode)
-        ckpt.save(done, {"model": weights}, {"optimizer": optim, "curve": curve})
+        ckpt.save(done, {"model": weights}, {"optimizer": optim, "curve": curve, "running": running})
 
     if start == 0:
         point = {"phase": key, "step": 0, "tokens": token_offset, "ppl": evaluate()}
@@ -359,7 +360,6 @@ def _train_loop(
         run.log(**point)
     evals = _curve_steps(steps, cfg.curve_points)
     n_micro = ctx.per_rank // ctx.micro
-    running: list[float] = []
     for step in run.steps(steps, start=start, desc=key, save=save):
         f = _lr_factor(step, steps, cfg.warmup_frac)
         for g in opt.param_groups:
@@ -397,7 +397,7 @@ def _train_loop(
                 "lr": lr * f,
                 "ppl": evaluate(),
             }
-            running = []
+            running.clear()
             curve.append(point)
             run.log(**point)
     save(steps)
@@ -421,6 +421,8 @@ def _teacher(ctx: _Ctx):
             "teacher", lambda: {"source": cfg.teacher, "ppl": ctx.ppl(teacher, ctx.final_windows)}
         )
         return teacher, res
+
+    trained: dict = {}
 
     def build():
         torch.manual_seed(cfg.seed)
@@ -455,6 +457,7 @@ def _teacher(ctx: _Ctx):
         )
         if run.is_main:
             save_gpt_neox(model, run.out / "teacher")
+        trained["model"] = model
         return {
             "source": "trained here",
             "steps": cfg.teacher_steps,
@@ -465,9 +468,11 @@ def _teacher(ctx: _Ctx):
         }
 
     res = run.phase("teacher", train)
-    teacher = build()
-    _, weights, _ = run.checkpoint("teacher").load(restore_rng=False)
-    teacher.load_state_dict(weights["model"])
+    teacher = trained.get("model")
+    if teacher is None:  # finished before a --resume: from its final checkpoint
+        teacher = build()
+        _, weights, _ = run.checkpoint("teacher").load(restore_rng=False)
+        teacher.load_state_dict(weights["model"])
     return teacher.eval().requires_grad_(False), res
 
 
@@ -498,6 +503,7 @@ def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
         return m
 
     weights = Stage1Loss(cfg.stage1_cosine, cfg.stage1_mse, cfg.stage1_xent)
+    trained: dict = {}
 
     def train() -> dict:
         import torch
@@ -530,6 +536,7 @@ def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
                 trainable=params,
                 manual_sync=True,
             )
+        trained["model"] = model
         return {
             "steps": steps,
             "tokens": steps * ctx.tokens_per_step,
@@ -538,9 +545,11 @@ def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
         }
 
     res = run.phase(key, train)
-    model = build()
-    _, w, _ = run.checkpoint(key).load(restore_rng=False)
-    model.load_state_dict(w["model"], strict=False)
+    model = trained.get("model")
+    if model is None:
+        model = build()
+        _, w, _ = run.checkpoint(key).load(restore_rng=False)
+        model.load_state_dict(w["model"], strict=False)
     return model.eval(), res
 
 
@@ -758,7 +767,8 @@ def body(cfg: Config, run: Run) -> dict:
             res["stage2"][f"{frac:g}"] = s2
             if i == 0:
                 models["stage1"] = s1
-                models["mamba"] = _load_mamba(ctx, build, f"stage2@{frac:g}")
+                if run.is_main and cfg.sample_tokens:  # only rank 0 knows this run's new checkpoints
+                    models["mamba"] = _load_mamba(ctx, build, f"stage2@{frac:g}")
         if cfg.naive:
 
             def build_naive():
@@ -779,7 +789,8 @@ def body(cfg: Config, run: Run) -> dict:
                 offset=0,
                 release_mult=1.0,
             )
-            models["naive"] = _load_mamba(ctx, build_naive, "naive")
+            if run.is_main and cfg.sample_tokens:
+                models["naive"] = _load_mamba(ctx, build_naive, "naive")
         _claims(cfg, run, res)
         if run.is_main:
             _figure(ctx, res)
