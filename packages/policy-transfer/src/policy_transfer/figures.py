@@ -43,7 +43,7 @@ def grid_curves(res: dict, threshold: float):
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.text(
         0.5,
-        -0.03,
+        -0.1,
         "select transfer: the zero-shot scoring of K latents is counted (curves start after it); "
         "shaded: +- one standard error over seeds",
         ha="center",
