@@ -124,3 +124,14 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, sig):
 
     w = [load_file(str(next((d / "checkpoints").glob("toy/step-*/weights.safetensors")))) for d in (ref, out)]
     assert torch.equal(w[0]["model.weight"], w[1]["model.weight"])
+
+
+def test_threads_knob_caps_torch_and_is_restored(tmp_path):
+    from paperkit.launch import limit_threads
+
+    before = torch.get_num_threads()
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with limit_threads(0):
+        assert torch.get_num_threads() == before

@@ -293,12 +293,10 @@ def _minigrid(cfg: Config, run: Run) -> dict:
 
 
 def body(cfg: Config, run: Run) -> dict:
-    import torch
     from paperkit.device import seed_everything
 
     from .figures import coverage_bars, grid_curves, minigrid_curves, source_visits
 
-    torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     results: dict = {"threads": cfg.threads}
     if "gridworld" in cfg.experiments:

@@ -58,6 +58,12 @@ class BaseConfig:
     checkpoint_every: int = knob(
         200, "save a checkpoint every this many steps (and on Ctrl-C/SIGTERM)", low=1
     )
+    threads: int = knob(
+        0,
+        "CPU threads for torch and for BLAS under numpy/scikit-learn (0: the libraries' defaults); small models "
+        "on a shared machine run fastest with 1",
+        low=0,
+    )
 
     def check(self) -> None:
         """Cross-field checks; raise ConfigError. Per-field bounds are checked from the field metadata."""

@@ -7,6 +7,7 @@ table, and with ``--strict`` exit 1 when a claim failed.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -14,6 +15,34 @@ from typing import Any
 
 from .config import ConfigError, parse, to_dict
 from .run import Interrupted, NonFiniteLoss, Run
+
+
+@contextlib.contextmanager
+def limit_threads(n: int):
+    """Cap torch's CPU threads and the BLAS/OpenMP pools under numpy and scikit-learn at ``n`` (0: no change).
+    Oversubscribed threads are the commonest way a small CPU job becomes many times slower on a shared machine."""
+    if not n:
+        yield
+        return
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    previous = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(n)
+    try:
+        with limits:
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(previous)
 
 
 def run_trainer(
@@ -40,7 +69,7 @@ def run_trainer(
         print(f"{package}: preset {opts.preset}, {verb} {run.out}", flush=True)
     t0 = time.perf_counter()
     try:
-        with run:
+        with run, limit_threads(getattr(cfg, "threads", 0)):
             results = body(cfg, run)
     except Interrupted as e:
         if run.is_main:
