@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from ema_scale import LARS, BatchSchedule, Hparams, apply_hparams, build_optimizer, scale_hparams
+from ema_scale import BatchSchedule, Hparams, apply_hparams, build_optimizer, scale_hparams
 
 
 def test_sgd_linear_rule():
@@ -50,41 +50,6 @@ def test_build_and_apply():
     assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["lr"] == pytest.approx(2e-3)
     apply_hparams(opt, scale_hparams(Hparams("adamw", lr=1e-3), 16), lr_factor=0.5)
     assert opt.param_groups[0]["lr"] == pytest.approx(2e-3) and opt.param_groups[0]["betas"][0] == 0.0
-
-
-def lars_reference(params, grads, bufs, lr, momentum, wd, eta):
-    """LARS written per tensor from You et al. (2017)."""
-    for p, g, b in zip(params, grads, bufs):
-        g = g + wd * p
-        wn, gn = p.norm(), g.norm()
-        trust = eta * wn / (gn + 1e-9) if wn > 0 and gn > 0 else 1.0
-        b.mul_(momentum).add_(trust * g)
-        p.sub_(lr * b)
-
-
-def test_lars_matches_reference():
-    torch.manual_seed(0)
-    params = [torch.randn(4, 3), torch.randn(5), torch.zeros(2)]
-    ours = [torch.nn.Parameter(p.clone()) for p in params]
-    ref = [p.clone() for p in params]
-    bufs = [torch.zeros_like(p) for p in params]
-    opt = LARS(ours, lr=0.5, momentum=0.9, weight_decay=1e-2, trust_coefficient=0.01)
-    for _ in range(5):
-        grads = [torch.randn_like(p) for p in params]
-        for p, g in zip(ours, grads):
-            p.grad = g.clone()
-        opt.step()
-        lars_reference(ref, grads, bufs, 0.5, 0.9, 1e-2, 0.01)
-    for a, b in zip(ours, ref):
-        assert torch.allclose(a.detach(), b, atol=1e-6)
-
-
-def test_lars_excluded_group_is_plain_sgd_momentum():
-    p = torch.nn.Parameter(torch.ones(3))
-    opt = LARS([{"params": [p], "exclude_from_wd": True, "weight_decay": 0.0}], lr=0.1, momentum=0.0)
-    p.grad = torch.full((3,), 2.0)
-    opt.step()
-    assert torch.allclose(p.detach(), torch.full((3,), 0.8))
 
 
 def test_batch_schedule():

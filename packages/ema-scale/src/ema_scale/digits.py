@@ -220,9 +220,9 @@ def train_arm(
     kappa = spec.schedule.kappa_at(0)
     hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
     if spec.task == "byol-images":
-        from .images import param_groups
+        from paperkit.optim import lars_param_groups
 
-        opt = build_optimizer(param_groups(model, hp.weight_decay), hp)
+        opt = build_optimizer(lars_param_groups(model, hp.weight_decay), hp)
     else:
         opt = build_optimizer(model.parameters(), hp)
     ckpt = run.checkpoint(key)

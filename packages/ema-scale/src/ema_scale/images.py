@@ -100,14 +100,3 @@ class ImageBYOL(nn.Module):
 
     def ema_source(self) -> nn.Module:
         return self.backbone
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """BYOL's LARS convention: biases and normalisation parameters get no weight decay and no adaptation."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0, "exclude_from_wd": True},
-    ]

@@ -17,66 +17,13 @@ import torch.nn.functional as F
 from paperkit.device import autocast, step_generator
 from paperkit.distributed import DistEnv, all_reduce_mean, unwrap, wrap_ddp
 from paperkit.evaluation import knn_accuracy, linear_probe
+from paperkit.optim import LARS, lars_param_groups
 from torch import nn
 
 from .digits import sample_indices
 from .encoders import ContrastiveModel, timm_model
 from .losses import pvc_loss
 from .views import IMAGENET_MEAN, IMAGENET_STD, image_views
-
-
-class LARS(torch.optim.Optimizer):
-    """SGD with momentum and layer-wise trust ratios (You et al. 2017), SimCLR's variant.
-
-    For parameters in a group with ``lars=True``: ``g <- g + wd * w``; ``g <- g * eta * |w| / |g|`` (when both
-    norms are positive); ``v <- momentum * v + g``; ``w <- w - lr * v``. Groups with ``lars=False`` are plain
-    SGD with momentum (and their own ``weight_decay``, usually 0).
-    """
-
-    def __init__(
-        self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 1e-3
-    ):
-        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or eta <= 0:
-            raise ValueError(
-                f"bad LARS hyperparameters: lr={lr}, momentum={momentum}, wd={weight_decay}, eta={eta}"
-            )
-        super().__init__(
-            params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars=True)
-        )
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["weight_decay"]:
-                    g = g.add(p, alpha=group["weight_decay"])
-                if group["lars"]:
-                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
-                    trust = torch.where(
-                        (w_norm > 0) & (g_norm > 0), group["eta"] * w_norm / g_norm, torch.ones_like(w_norm)
-                    )
-                    g = g * trust
-                buf = self.state[p].get("momentum")
-                if buf is None:
-                    buf = self.state[p]["momentum"] = g.clone()
-                else:
-                    buf.mul_(group["momentum"]).add_(g)
-                p.add_(buf, alpha=-group["lr"])
-
-
-def lars_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weights get weight decay and LARS; biases and norm-layer parameters (1-D tensors) get neither."""
-    decay, plain = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (plain if p.dim() <= 1 else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": plain, "weight_decay": 0.0, "lars": False},
-    ]
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
@@ -138,7 +85,7 @@ def train_images(run, key: str, arm: ImageArm, data: dict, env: DistEnv) -> dict
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(env.device)
     peak = arm.base_lr * arm.k / 256
-    opt = LARS(lars_groups(model, arm.weight_decay), lr=peak)
+    opt = LARS(lars_param_groups(model, arm.weight_decay), lr=peak)
     ckpt = run.checkpoint(key)
     start, curve, window = 0, [], []
     if ckpt.exists():
