@@ -96,3 +96,17 @@ def test_help_lists_every_knob_with_default(capsys):
     ):
         assert flag in out
     assert "(default: 80)" in out
+
+
+def test_help_text_may_contain_percent_signs(capsys):
+    from dataclasses import dataclass
+
+    from paperkit.config import BaseConfig, knob
+
+    @dataclass
+    class C(BaseConfig):
+        share: float = knob(0.5, "share of tokens (50% by default)", low=0, high=1)
+
+    with pytest.raises(SystemExit):
+        parse(C, {"default": {}}, ["--help"], prog="train")
+    assert "(50% by default)" in capsys.readouterr().out

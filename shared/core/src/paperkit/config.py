@@ -228,7 +228,9 @@ def build_parser(
             extra = f" (range {lo}..{hi})"
         elif lo is not None:
             extra = f" (range {'>' if meta.get('low_open') else '>='} {lo})"
-        help_text = meta.get("help", "") + extra + f" (default: {f.default!r})"
+        help_text = (meta.get("help", "") + extra + f" (default: {f.default!r})").replace(
+            "%", "%%"
+        )  # argparse
         names = [_flag(f.name)]
         if "_" in f.name:
             names.append("--" + f.name)
