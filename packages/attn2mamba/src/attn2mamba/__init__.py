@@ -8,6 +8,7 @@ stage-1 layer into a Mamba-2 (SSD) mixer that starts out computing the same func
 (:func:`distill_loss`). :func:`generate` samples from all three.
 """
 
+from . import kernels
 from .convert import mamba_from_hedgehog
 from .generate import generate
 from .hedgehog import HedgehogAttention, HedgehogConfig, HedgehogLM, Stage1Loss, stage1_loss
@@ -39,6 +40,7 @@ __all__ = [
     "Stage1Loss",
     "distill_loss",
     "generate",
+    "kernels",
     "linear_attention_chunked",
     "linear_attention_quadratic",
     "linear_attention_recurrent",

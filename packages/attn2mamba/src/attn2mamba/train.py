@@ -56,13 +56,13 @@ class Config(BaseConfig):
     rotary_pct: float = knob(
         0.25, "tiny teacher: fraction of each head with rotary embeddings (Pythia's)", low=0, high=1
     )
-    teacher_steps: int = knob(300, "tiny teacher: training steps", low=1)
+    teacher_steps: int = knob(1200, "tiny teacher: training steps", low=1)
     teacher_lr: float = knob(3e-3, "tiny teacher: AdamW peak learning rate", low=0, low_open=True)
     teacher_weight_decay: float = knob(0.1, "tiny teacher: AdamW weight decay on matrices", low=0)
     # stage 1
     feature_dim: int = knob(16, "Hedgehog feature dim f per map (2f features; the Mamba state size)", low=1)
     normalize: str = knob(
-        "rms",
+        "ratio",
         "linear-attention normalisation: rms (per-head RMSNorm) or ratio (softmax-style denominator)",
         choices=("rms", "ratio"),
     )
@@ -79,15 +79,15 @@ class Config(BaseConfig):
     )
     # budget and stage 2
     student_tokens: int = knob(
-        600_000, "distillation tokens: stage 1 + stage 2, and the naive baseline's whole budget", low=1
+        800_000, "distillation tokens: stage 1 + stage 2, and the naive baseline's whole budget", low=1
     )
     stage1_frac: tuple[float, ...] = knob(
-        (0.25,),
+        (0.1,),
         "fraction of student_tokens for stage 1; several values sweep the split (claims: the first)",
         low=0,
         high=1,
     )
-    stage2_lr: float = knob(1e-3, "stage-2 AdamW peak learning rate", low=0, low_open=True)
+    stage2_lr: float = knob(3e-3, "stage-2 AdamW peak learning rate", low=0, low_open=True)
     release_lr_mult: float = knob(
         10.0,
         "stage 2: learning-rate factor for the released mixer parameters (decay, dt, conv, SiLU/gate mixes, D)",
@@ -163,6 +163,7 @@ PRESETS = {
         batch_size=8,
         teacher_steps=30,
         feature_dim=8,
+        stage1_frac=(0.25,),
         student_tokens=8 * 48 * 24,
         eval_windows=16,
         curve_windows=8,
@@ -418,7 +419,12 @@ def _teacher(ctx: _Ctx):
     if ctx.loaded_teacher is not None:
         teacher = ctx.loaded_teacher.eval().requires_grad_(False)
         res = run.phase(
-            "teacher", lambda: {"source": cfg.teacher, "ppl": ctx.ppl(teacher, ctx.final_windows)}
+            "teacher",
+            lambda: {
+                "source": cfg.teacher,
+                "ppl": ctx.ppl(teacher, ctx.final_windows),
+                "curve_ppl": ctx.ppl(teacher, ctx.curve_windows),
+            },
         )
         return teacher, res
 
@@ -465,6 +471,7 @@ def _teacher(ctx: _Ctx):
             "params": model.num_params(),
             "curve": curve,
             "ppl": ctx.ppl(model, ctx.final_windows),
+            "curve_ppl": curve[-1]["ppl"],
         }
 
     res = run.phase("teacher", train)
@@ -652,7 +659,7 @@ def _figure(ctx: _Ctx, res: dict) -> None:
     sweep = len(fracs) > 1
     fig, axes = figure(2 if sweep else 1, 1, width=5.2, height=3.6)
     ax = axes[0][0]
-    ax.axhline(res["teacher"]["ppl"], color="black", ls="--", lw=1, label="teacher")
+    ax.axhline(res["teacher"]["curve_ppl"], color="black", ls="--", lw=1, label="teacher")
     colors = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan"]
     for i, f in enumerate(fracs):
         c = colors[i % len(colors)]
@@ -684,8 +691,9 @@ def _figure(ctx: _Ctx, res: dict) -> None:
             label="naive Mamba (random init)",
         )
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v else "0")
     ax.set_xlabel("distillation tokens")
-    ax.set_ylabel("held-out perplexity")
+    ax.set_ylabel(f"held-out perplexity ({ctx.cfg.curve_windows} windows)")
     ax.set_title("attn2mamba: perplexity against tokens")
     ax.legend(fontsize=7)
     if sweep:
@@ -704,13 +712,21 @@ def _figure(ctx: _Ctx, res: dict) -> None:
 def _samples(ctx: _Ctx, models: dict) -> dict:
     import torch
 
+    from .data import ByteTokenizer
     from .generate import generate
 
     cfg = ctx.cfg
     if not cfg.sample_tokens or not ctx.run.is_main:
         return {}
     n_prompt = min(32, cfg.seq_len // 2)
-    prompt = ctx.corpus.val[:n_prompt][None]
+    val = ctx.corpus.val
+    # start after the first blank line past the first 200 tokens: prose rather than a heading's underline
+    start = 0
+    if isinstance(ctx.tokenizer, ByteTokenizer) and len(val) > 400:
+        blank = (val[200 : -n_prompt - 1] == 10) & (val[201:-n_prompt] == 10)
+        hits = blank.nonzero()
+        start = 202 + int(hits[0]) if len(hits) else 0
+    prompt = val[start : start + n_prompt][None]
     out = {"prompt": ctx.tokenizer.decode(prompt[0].tolist())}
     new = min(cfg.sample_tokens, min(m.config.max_seq_len for m in models.values()) - n_prompt)
     for name, m in models.items():
