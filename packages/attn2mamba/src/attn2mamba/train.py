@@ -698,14 +698,20 @@ def _figure(ctx: _Ctx, res: dict) -> None:
     ax.legend(fontsize=7)
     if sweep:
         ax2 = axes[0][1]
-        ax2.plot(fracs, [res["stage2"][f"{f:g}"]["ppl"] for f in fracs], marker="o", label="two-stage Mamba")
+        order = sorted(fracs)
+        ax2.plot(order, [res["stage2"][f"{f:g}"]["ppl"] for f in order], marker="o", label="two-stage Mamba")
         ax2.plot(
-            fracs, [res["stage1"][f"{f:g}"]["ppl"] for f in fracs], marker=".", ls=":", label="stage 1 only"
+            order, [res["stage1"][f"{f:g}"]["ppl"] for f in order], marker=".", ls=":", label="stage 1 only"
         )
+        if "naive" in res:
+            ax2.axhline(res["naive"]["ppl"], color="tab:red", ls="-.", lw=1, label="naive Mamba")
         ax2.axhline(res["teacher"]["ppl"], color="black", ls="--", lw=1, label="teacher")
+        ax2.set_yscale("log")
+        ax2.set_title("the token split")
         ax2.set_xlabel("stage-1 fraction of the tokens")
         ax2.set_ylabel("final held-out perplexity")
         ax2.legend(fontsize=7)
+    fig.tight_layout()
     ctx.run.save_figure(fig, "perplexity")
 
 
