@@ -119,12 +119,6 @@ class Config(BaseConfig):
     curve_windows: int = knob(48, "held-out windows per point of the perplexity curves", low=1)
     curve_points: int = knob(6, "evaluations per phase for the curves", low=1)
     sample_tokens: int = knob(120, "tokens sampled from every model at the end (0: none)", low=0)
-    threads: int = knob(
-        1,
-        "CPU threads for torch (0: torch's default). 1 is the default: these small models gain little from a "
-        "second thread, and on a shared machine two threads stall badly",
-        low=0,
-    )
 
     def check(self) -> None:
         if self.teacher:
@@ -170,8 +164,10 @@ PRESETS = {
         curve_points=2,
         sample_tokens=16,
         checkpoint_every=10,
+        threads=1,
     ),
-    "default": {},
+    # one torch thread: these models gain little from a second, and on a shared CPU two threads stall badly
+    "default": dict(threads=1),
     "paper": dict(
         tokenizer="teacher",
         seq_len=2048,
@@ -752,8 +748,6 @@ def body(cfg: Config, run: Run) -> dict:
     from .mamba import MambaLM
 
     seed_everything(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     try:
         ctx = _Ctx(cfg, run)
         teacher, t_res = _teacher(ctx)
