@@ -116,24 +116,29 @@ class Checkpoint:
         return None if sub is None else self.root / sub
 
     def save(self, step: int, modules: dict[str, Any], state: dict | None = None) -> None:
-        """Save modules (or plain state dicts) and loop state after ``step`` steps; rank 0 only."""
-        if not self.run.is_main:
-            return
+        """Save modules (or plain state dicts) and loop state after ``step`` steps. Rank 0 writes; under torchrun
+        every rank must call this (it ends with a barrier), and every rank then knows the new checkpoint, so a
+        later :meth:`load` in the same run works on all of them."""
         slot = self.root / _slot(self.key)
         final = slot / f"step-{step:09d}"
-        tmp = slot / f".step-{step:09d}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(_flatten(modules), str(tmp / "weights.safetensors"))
-        torch.save({"step": step, "rng": rng_state(), **(state or {})}, tmp / "state.pt")
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
+        if self.run.is_main:
+            tmp = slot / f".step-{step:09d}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            save_file(_flatten(modules), str(tmp / "weights.safetensors"))
+            torch.save({"step": step, "rng": rng_state(), **(state or {})}, tmp / "state.pt")
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
         previous = self.folder
         self.run._progress.setdefault("checkpoints", {})[self.key] = str(final.relative_to(self.root))
-        self.run._write_progress()
-        if previous is not None and previous != final:
-            shutil.rmtree(previous, ignore_errors=True)
+        if self.run.is_main:
+            self.run._write_progress()
+            if previous is not None and previous != final:
+                shutil.rmtree(previous, ignore_errors=True)
 
     def load(self, *, restore_rng: bool = True) -> tuple[int, dict[str, dict[str, torch.Tensor]], dict]:
         """Return ``(step, {module: state_dict}, state)`` and restore the RNG states."""
