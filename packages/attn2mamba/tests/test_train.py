@@ -3,17 +3,15 @@ local checkpoint, torchrun with FSDP."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from attn2mamba import GPTNeoX, LMConfig, load_gpt_neox, save_gpt_neox
 from attn2mamba.train import main
+from paperkit.testing import interrupt_when as _interrupt_when
 from safetensors.torch import load_file
 
 SMOKE = ["--preset", "smoke"]
@@ -51,20 +49,6 @@ def test_smoke_run_writes_results_claims_figure_and_teacher(tmp_path, capsys):
     t = load_gpt_neox(out / "teacher")
     assert t.config.vocab_size == 256 and t.config.num_layers == 2
     assert "results in" in capsys.readouterr().out
-
-
-def _interrupt_when(path: Path, lines: int):
-    def watch():
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if path.exists() and len(path.read_text().splitlines()) >= lines:
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.002)
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
 
 
 def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):

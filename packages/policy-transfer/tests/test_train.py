@@ -1,13 +1,10 @@
 """The trainer end to end: a smoke run, determinism, SIGINT then resume, bad input."""
 
 import json
-import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from paperkit.testing import interrupt_when as _interrupt_when
 from policy_transfer.train import main
 
 # a GridWorld run of a few seconds: 2 seeds, 3 conditions, tiny budgets
@@ -73,20 +70,6 @@ def test_same_seed_same_run_and_another_seed_differs(tmp_path):
     assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
     assert read(a, "summary.json")["results"]["gridworld"] == read(b, "summary.json")["results"]["gridworld"]
     assert (a / "metrics.jsonl").read_text() != (c / "metrics.jsonl").read_text()
-
-
-def _interrupt_when(path: Path, lines: int):
-    def watch():
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if path.exists() and len(path.read_text().splitlines()) >= lines:
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.002)
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
 
 
 def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):

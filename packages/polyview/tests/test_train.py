@@ -2,16 +2,14 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from paperkit.testing import interrupt_when as _interrupt_when
+from paperkit.testing import write_image_folder
 from polyview.mi import true_ovr_mi
 from polyview.train import main
 from safetensors.torch import load_file
@@ -59,20 +57,6 @@ def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
     assert {"digits/m2-k32", "digits/m4-k16", "digits/m2-k16"} <= keys
     assert read(out, "config.json")["preset"] == "smoke"
     assert "results in" in capsys.readouterr().out
-
-
-def _interrupt_when(path: Path, lines: int) -> threading.Thread:
-    def watch():
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if path.exists() and len(path.read_text().splitlines()) >= lines:
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.005)
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
 
 
 def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
@@ -127,19 +111,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err, err
     assert not out.exists()
-
-
-def write_image_folder(root: Path, classes: int = 2, per_class: int = 6, size: int = 20) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        (root / f"class{c}").mkdir(parents=True)
-        for i in range(per_class):
-            arr = (rng.random((size, size, 3)) * 255).astype(np.uint8)
-            arr[..., c % 3] = 255 if c else 0  # a visible class signal
-            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
-    return root
 
 
 def test_paper_preset_runs_a_few_steps_on_an_image_folder(tmp_path):

@@ -1,12 +1,10 @@
 import json
-import os
 import signal
-import threading
-import time
 
 import pytest
 import torch
 from paperkit.claims import Claim, format_table
+from paperkit.testing import interrupt_when as _interrupt_when
 from toy import main
 
 
@@ -87,20 +85,6 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     assert "loss is nan at step 12" in err
     progress = read(out / "checkpoints", "progress.json")
     assert progress["checkpoints"]["toy"].endswith("step-000000010")
-
-
-def _interrupt_when(path, lines, sig=signal.SIGINT):
-    def watch():
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if path.exists() and len(path.read_text().splitlines()) >= lines:
-                os.kill(os.getpid(), sig)
-                return
-            time.sleep(0.005)
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

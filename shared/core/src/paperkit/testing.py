@@ -1,0 +1,43 @@
+"""Helpers for the packages' test suites (torch-free): interrupt a run mid-way, write a tiny image folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+
+def interrupt_when(
+    path: Path, lines: int, sig: int = signal.SIGINT, timeout: float = 120.0
+) -> threading.Thread:
+    """Send ``sig`` to this process once the file ``path`` (e.g. a run's metrics.jsonl) holds ``lines`` lines:
+    a real Ctrl-C at a point of the run that does not depend on timing. Join the returned thread afterwards."""
+
+    def watch() -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if path.exists() and len(path.read_text().splitlines()) >= lines:
+                os.kill(os.getpid(), sig)
+                return
+            time.sleep(0.002)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def write_image_folder(root: Path, classes: int = 2, per_class: int = 6, size: int = 20) -> Path:
+    """An ImageFolder layout (``root/classC/I.png``) of random RGB images with a visible per-class signal."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            arr = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+            arr[..., c % 3] = 255 if c else 0
+            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
+    return root
