@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 RUN_OPTIONS = ("preset", "config", "out", "resume", "strict", "trainer")
+RECORDS = ("provenance",)  # written into config.json beside the fields; ignored when the file is read back
 
 
 class ConfigError(ValueError):
@@ -168,7 +169,7 @@ def from_mapping(cls: type, data: dict, *, source: str) -> dict:
     out = {}
     for key, raw in data.items():
         name = key.replace("-", "_")
-        if name in RUN_OPTIONS:  # run options are not config fields (config.json records the preset)
+        if name in RUN_OPTIONS or name in RECORDS:  # not config fields (config.json records them alongside)
             continue
         if name not in known:
             raise ConfigError(f"{source}: unknown field {key!r}")

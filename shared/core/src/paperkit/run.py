@@ -25,6 +25,7 @@ from typing import Any
 
 from .claims import Claim, format_table
 from .config import ConfigError
+from .provenance import collect_provenance
 
 
 class Interrupted(Exception):
@@ -111,7 +112,7 @@ class Run:
         run = cls(folder, package, config, resuming=False, progress=progress)
         if run.is_main:
             (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-            write_json_atomic(folder / "config.json", config)
+            write_json_atomic(folder / "config.json", {**config, "provenance": collect_provenance(package, config)})
             (folder / "metrics.jsonl").touch()
             run._write_progress()
         return run
@@ -250,9 +251,20 @@ class Run:
         self._metrics_lines += 1
 
     def claim(self, id: str, statement: str, value: float | None, op: str, threshold: float) -> Claim:
-        c = Claim.check(id, statement, value, op, threshold)
-        self.claims.append(c)
-        return c
+        """A single deterministic value against a threshold (see :meth:`Claim.check`)."""
+        return self.add_claim(Claim.check(id, statement, value, op, threshold))
+
+    def claim_difference(self, id: str, statement: str, **kwargs: Any) -> Claim:
+        """The method arm beats its control over seeds (see :meth:`Claim.difference`)."""
+        return self.add_claim(Claim.difference(id, statement, **kwargs))
+
+    def claim_over_seeds(self, id: str, statement: str, **kwargs: Any) -> Claim:
+        """The method reaches a level over seeds that its control does not (see :meth:`Claim.over_seeds`)."""
+        return self.add_claim(Claim.over_seeds(id, statement, **kwargs))
+
+    def add_claim(self, claim: Claim) -> Claim:
+        self.claims.append(claim)
+        return claim
 
     def save_figure(self, fig: Any, name: str) -> Path:
         path = self.out / f"{name}.png"
@@ -272,6 +284,7 @@ class Run:
             "results": results,
             "claims": [c.to_dict() for c in self.claims],
             "figures": self.figures,
+            "provenance": collect_provenance(self.package, self.config),
         }
         if self.is_main:
             write_json_atomic(self.out / "summary.json", summary)

@@ -41,3 +41,12 @@ def write_image_folder(root: Path, classes: int = 2, per_class: int = 6, size: i
             arr[..., c % 3] = 255 if c else 0
             Image.fromarray(arr).save(root / f"class{c}" / f"{i}.png")
     return root
+
+
+def assert_readme_matches_summary(package_dir: Path, summary: Path | None = None) -> None:
+    """Fail when the package README's results block is not its ``docs/default-summary.json`` rendered
+    (see :mod:`paperkit.report`)."""
+    from .report import readme_mismatch
+
+    diff = readme_mismatch(Path(package_dir), summary)
+    assert diff is None, diff
