@@ -33,7 +33,7 @@ def test_smoke_run_writes_results_claims_figure_and_teacher(tmp_path, capsys):
     claims = {c["id"]: c for c in summary["claims"]}
     assert set(claims) == {"mamba_vs_teacher", "beats_naive", "mamba_vs_stage1", "step0_equals_stage1"}
     for c in claims.values():
-        assert set(c) == {"id", "statement", "value", "op", "threshold", "passed"}
+        assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed"}
     # the step-0 equivalence is exact at any scale
     assert claims["step0_equals_stage1"]["passed"] and claims["step0_equals_stage1"]["value"] < 1e-5
     res = summary["results"]

@@ -30,7 +30,7 @@ def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
     ids = {c["id"] for c in summary["claims"]}
     assert ids == {"parabola", "supervised_final", "supervised_curves", "byol_probe", "progressive"}
     for c in summary["claims"]:
-        assert set(c) == {"id", "statement", "value", "op", "threshold", "passed"}
+        assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed"}
     # the parabola claim is stable even at smoke scale: the rule is far closer to kappa = 1 than rho fixed
     par = next(c for c in summary["claims"] if c["id"] == "parabola")
     assert par["passed"] and par["value"] < 0.1
