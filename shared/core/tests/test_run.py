@@ -1,5 +1,6 @@
 import json
 import signal
+from importlib.metadata import version
 
 import pytest
 import torch
@@ -119,3 +120,18 @@ def test_threads_knob_caps_torch_and_is_restored(tmp_path):
     assert torch.get_num_threads() == before
     with limit_threads(0):
         assert torch.get_num_threads() == before
+
+
+def test_provenance_in_config_and_summary_and_config_json_reads_back(tmp_path):
+    out = tmp_path / "run"
+    assert main(["--preset", "smoke", "--out", str(out), "--threads", "1"]) == 0
+    for name in ("config.json", "summary.json"):
+        prov = read(out, name)["provenance"]
+        assert {"cpu", "cpu_count", "gpu", "versions", "threads", "world_size", "git_commit"} <= set(prov)
+        assert prov["cpu"] and prov["versions"]["paperkit"] and prov["world_size"] == 1
+    summary_prov = read(out, "summary.json")["provenance"]
+    assert summary_prov["threads"]["torch"] == 1 and summary_prov["threads"]["config"] == 1
+    assert summary_prov["versions"]["torch"] == version("torch")
+    # a run's own config.json is a valid --config for a new run (its provenance is a record, not a field)
+    assert main(["--config", str(out / "config.json"), "--out", str(tmp_path / "again")]) == 0
+    assert read(tmp_path / "again", "config.json")["steps"] == 50

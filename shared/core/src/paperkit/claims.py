@@ -71,7 +71,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 300):
         m2 = 2 * m
-        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
             d = 1.0 + aa * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + aa / c
@@ -227,7 +230,9 @@ class Claim:
         strict = {">=": ">", "<=": "<"}.get(op, op)  # equal arms (difference exactly 0) must not pass
         if paired:
             if len(m) != len(c):
-                raise ValueError(f"claim {id!r}: paired arms need one value per seed each ({len(m)} vs {len(c)})")
+                raise ValueError(
+                    f"claim {id!r}: paired arms need one value per seed each ({len(m)} vs {len(c)})"
+                )
             iv = interval(np.subtract(m, c), level=level, ci=ci, seed=seed)
         elif ci == "bootstrap":
             iv = bootstrap_ci(m, c, level=level, seed=seed)
@@ -333,7 +338,9 @@ def format_table(claims: list[Claim]) -> str:
         ctrl = "-"
         if c.control:
             ctrl = f"{c.control['name']}: {_fmt(c.control['value'])} ({'passes' if c.control['passed'] else 'fails'})"
-        rows.append((c.id, _fmt(c.value), iv, f"{c.op} {c.threshold:.4g}", ctrl, "PASS" if c.passed else "FAIL"))
+        rows.append(
+            (c.id, _fmt(c.value), iv, f"{c.op} {c.threshold:.4g}", ctrl, "PASS" if c.passed else "FAIL")
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

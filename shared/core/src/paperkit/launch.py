@@ -71,6 +71,8 @@ def run_trainer(
     try:
         with run, limit_threads(getattr(cfg, "threads", 0)):
             results = body(cfg, run)
+            results = {**results, "wall_seconds": round(time.perf_counter() - t0, 1)}
+            run.finish(results)  # inside the thread cap: the provenance records the threads the run used
     except Interrupted as e:
         if run.is_main:
             print(
@@ -84,8 +86,6 @@ def run_trainer(
     except ConfigError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    results = {**results, "wall_seconds": round(time.perf_counter() - t0, 1)}
-    run.finish(results)
     if run.is_main:
         print(run.claims_table())
         print(f"{package}: results in {run.out / 'summary.json'}")

@@ -99,7 +99,9 @@ def _load(package_dir: Path, summary: Path | None) -> tuple[Path, Path, dict]:
     if not readme.is_file():
         raise FileNotFoundError(f"no README.md in {package_dir}")
     if not summary_path.is_file():
-        raise FileNotFoundError(f"no summary at {summary_path}: run the default preset and copy its summary.json")
+        raise FileNotFoundError(
+            f"no summary at {summary_path}: run the default preset and copy its summary.json"
+        )
     try:
         data = json.loads(summary_path.read_text())
     except ValueError as e:
@@ -142,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m paperkit.report", description=__doc__.split("\n\n")[0])
     p.add_argument("package_dir", type=Path, help="the package folder (holds README.md and docs/)")
     p.add_argument("--summary", type=Path, help="summary.json to render (default: docs/default-summary.json)")
-    p.add_argument("--check", action="store_true", help="exit 1 when the README's block differs; write nothing")
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 when the README's block differs; write nothing"
+    )
     a = p.parse_args(argv)
     try:
         if a.check:

@@ -112,7 +112,9 @@ class Run:
         run = cls(folder, package, config, resuming=False, progress=progress)
         if run.is_main:
             (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-            write_json_atomic(folder / "config.json", {**config, "provenance": collect_provenance(package, config)})
+            write_json_atomic(
+                folder / "config.json", {**config, "provenance": collect_provenance(package, config)}
+            )
             (folder / "metrics.jsonl").touch()
             run._write_progress()
         return run
