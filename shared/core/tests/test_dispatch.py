@@ -14,7 +14,33 @@ from paperkit import dispatch
         (["uv", "run", "--package=ewc_ssl", "train", "--help"], "ewc-ssl"),
         (["uv", "run", "--frozen", "--package", "polyview", "torchrun", "--no-python", "train"], "polyview"),
         (["python3", "-m", "uv", "run", "--package", "part", "train"], "part"),
+        (["uv", "run", "--extra", "cuda", "--package", "ema-scale", "train"], "ema-scale"),
+        (["uv", "run", "--extra=cuda", "--package", "ema-scale", "train"], "ema-scale"),
+        (["uv", "run", "--with", "rich", "--package", "polyview", "train"], "polyview"),
+        (["uv", "run", "-w", "rich", "--package", "polyview", "train"], "polyview"),
+        (["uv", "run", "--python", "3.11", "--package", "attn2mamba", "train"], "attn2mamba"),
+        (["uv", "run", "-p", "3.11", "--package", "attn2mamba", "train"], "attn2mamba"),
+        (["uv", "run", "-p3.11", "--package", "attn2mamba", "train"], "attn2mamba"),
+        (["uv", "run", "--group", "dev", "--package", "cdslm", "train"], "cdslm"),
+        (["uv", "-q", "run", "--package", "part", "train"], "part"),
+        (["uv", "-qq", "--cache-dir", "/tmp/c", "run", "-v", "--package", "part", "train"], "part"),
+        (
+            ["uv", "--directory", "x", "run", "--frozen", "--package", "policy-transfer", "train"],
+            "policy-transfer",
+        ),
+        (
+            ["uv", "run", "--no-sync", "--env-file", ".env", "--package=affective_music", "train"],
+            "affective-music",
+        ),
+        (
+            ["uv", "run", "--with", "--package", "--package", "ewc-ssl", "train"],
+            "ewc-ssl",
+        ),  # a value, then ours
+        (["uv", "run", "--", "train", "--package", "x"], None),
         (["uv", "run", "train", "--package", "x"], None),  # after the command: the trainer's own flag
+        (["uv", "run", "--with", "x", "train", "--package", "y"], None),
+        (["uv", "--package", "a"], None),  # not `run`
+        (["uv", "pip", "run", "--package", "a"], None),
         (["uv", "sync", "--package", "x"], None),
         (["bash", "-c", "train"], None),
     ],
@@ -80,3 +106,29 @@ def test_real_ancestor_process_is_read(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "('some-pkg', 'the parent command `uv run --package some-pkg`')" in out.stdout
+
+
+def test_a_named_package_without_a_trainer_fails_loudly(monkeypatch, capsys, tmp_path):
+    """The parent names a package that has no trainer: exit 2 naming it, never another package's trainer."""
+    monkeypatch.setattr(
+        dispatch, "_parent_cmdlines", lambda: iter([["uv", "run", "--package", "paperkit", "train"]])
+    )
+    monkeypatch.setattr(dispatch, "trainers", lambda: {"polyview": None})
+    monkeypatch.setattr(dispatch, "_from_cwd", lambda: "polyview")
+    assert dispatch.main([]) == 2
+    err = capsys.readouterr().err
+    assert "paperkit has no trainer" in err and "uv run --package paperkit" in err
+    monkeypatch.setattr(
+        dispatch,
+        "_parent_cmdlines",
+        lambda: iter([["uv", "run", "--project", str(tmp_path / "nope"), "train"]]),
+    )
+    assert dispatch.main([]) == 2
+    assert "no project at" in capsys.readouterr().err
+
+
+def test_project_path_relative_to_directory(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "pyproject.toml").write_text('[project]\nname = "m"\n')
+    argv = ["uv", "--directory", str(tmp_path), "run", "--project", "m", "train"]
+    assert dispatch._from_uv_run(argv) == "m"

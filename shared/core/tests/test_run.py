@@ -1,4 +1,5 @@
 import json
+import re
 import signal
 from importlib.metadata import version
 
@@ -70,6 +71,9 @@ def test_resume_without_checkpoint_and_with_corrupt_checkpoint(tmp_path, capsys)
     capsys.readouterr()
     weights = next((out / "checkpoints").glob("toy/step-*/weights.safetensors"))
     weights.write_bytes(b"garbage" * 10)
+    progress = read(out / "checkpoints", "progress.json")
+    del progress["finished"]  # as if it had been interrupted after its last checkpoint
+    (out / "checkpoints" / "progress.json").write_text(json.dumps(progress))
     before = (out / "metrics.jsonl").read_text()
     assert main(["--resume", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -85,7 +89,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "loss is nan at step 12" in err
     progress = read(out / "checkpoints", "progress.json")
-    assert progress["checkpoints"]["toy"].endswith("step-000000010")
+    assert re.fullmatch(r"toy/step-000000010-\d+", progress["checkpoints"]["toy"])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -135,3 +139,45 @@ def test_provenance_in_config_and_summary_and_config_json_reads_back(tmp_path):
     # a run's own config.json is a valid --config for a new run (its provenance is a record, not a field)
     assert main(["--config", str(out / "config.json"), "--out", str(tmp_path / "again")]) == 0
     assert read(tmp_path / "again", "config.json")["steps"] == 50
+
+
+def test_resumed_summary_keeps_figures_and_total_wall_time_and_finished_runs_are_left_alone(tmp_path, capsys):
+    from paperkit.run import Run
+
+    out = tmp_path / "r"
+    run = Run.open("t", {"seed": 0}, out=str(out), resume=None)
+
+    def first_phase():
+        import matplotlib.pyplot as plt
+
+        fig, _ = plt.subplots()
+        run.save_figure(fig, "early")
+        return {"a": 1}
+
+    run.phase("one", first_phase)
+    run._elapsed_before = 100.0  # as if the first segment had run for 100 s
+    run._write_progress()
+    resumed = Run.open("t", {"seed": 0}, out=None, resume=str(out))
+    assert resumed.phase("one", lambda: pytest.fail("a finished phase runs again")) == {"a": 1}
+    summary = resumed.finish({"r": 1})
+    assert summary["figures"] == ["early.png"] and summary["results"]["wall_seconds"] >= 100.0
+    before = (out / "summary.json").read_bytes()
+    # --resume of a finished run: says so, exit 0, touches nothing
+    assert main(["--resume", str(out)]) == 0
+    assert "is finished" in capsys.readouterr().out
+    assert (out / "summary.json").read_bytes() == before
+
+
+def test_a_corrupt_checkpoint_blocks_only_the_phase_that_needs_it(tmp_path):
+    from paperkit.checkpoint import CorruptCheckpoint
+    from paperkit.run import Run
+
+    out = tmp_path / "r"
+    run = Run.open("t", {}, out=str(out), resume=None)
+    run.checkpoint("done-phase").save(3, {"lin": torch.nn.Linear(2, 2)})
+    run.checkpoint("next-phase").save(1, {"lin": torch.nn.Linear(2, 2)})
+    (run.checkpoint("done-phase").folder / "state.pt").write_bytes(b"\x00" * 64)
+    resumed = Run.open("t", {}, out=None, resume=str(out))  # opens: nothing is loaded yet
+    assert resumed.checkpoint("next-phase").load()[0] == 1
+    with pytest.raises(CorruptCheckpoint, match="done-phase"):
+        resumed.checkpoint("done-phase").load()

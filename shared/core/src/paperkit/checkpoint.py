@@ -2,12 +2,15 @@
 
 A checkpoint is a folder ``checkpoints/KEY/step-N`` holding ``weights.safetensors`` (every module's state dict,
 prefixed by the module's name) and ``state.pt`` (optimizer state, RNG states, counters; loaded with
-``weights_only=True``). It is written under a temporary name, renamed into place, and only then recorded in
-``checkpoints/progress.json``: a crash at any point leaves the previous checkpoint intact and referenced.
+``weights_only=True``). It is written under a temporary name, renamed to a name never used before, recorded in
+``checkpoints/progress.json``, and only then is the previous one deleted: a crash at any point leaves a complete
+checkpoint that ``progress.json`` names. Checkpoints are verified when loaded, so a corrupt checkpoint blocks only
+the phase that needs it.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import zipfile
@@ -24,6 +27,20 @@ from .config import ConfigError
 
 class CorruptCheckpoint(ConfigError):
     """A checkpoint that cannot be read."""
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries to disk (a rename is durable only once its folder is synced)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _slot(key: str) -> str:
@@ -85,18 +102,21 @@ def load_weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def verify(folder: Path, key: str) -> None:
-    """Cheap integrity check of a checkpoint folder (headers and CRCs, no unpickling)."""
+    """Cheap integrity check of a checkpoint folder (headers and CRCs, no unpickling); the error names the file."""
     weights, state = folder / "weights.safetensors", folder / "state.pt"
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            list(f.keys())
-        with zipfile.ZipFile(state) as z:
-            bad = z.testzip()
-        if bad is not None:
-            raise ValueError(f"bad CRC in {bad}")
-    except Exception as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CorruptCheckpoint(f"corrupt checkpoint for {key!r} in {folder}: {msg}") from None
+    for path in (weights, state):
+        try:
+            if path is weights:
+                with safe_open(str(path), framework="pt") as f:
+                    list(f.keys())
+            else:
+                with zipfile.ZipFile(path) as z:
+                    bad = z.testzip()
+                if bad is not None:
+                    raise ValueError(f"bad CRC in {bad}")
+        except Exception as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CorruptCheckpoint(f"corrupt checkpoint for {key!r}: {path}: {msg}") from None
 
 
 class Checkpoint:
@@ -118,22 +138,33 @@ class Checkpoint:
     def save(self, step: int, modules: dict[str, Any], state: dict | None = None) -> None:
         """Save modules (or plain state dicts) and loop state after ``step`` steps. Rank 0 writes; under torchrun
         every rank must call this (it ends with a barrier), and every rank then knows the new checkpoint, so a
-        later :meth:`load` in the same run works on all of them."""
+        later :meth:`load` in the same run works on all of them.
+
+        Order, always: write the new folder under a temporary name, rename it to a name no earlier checkpoint
+        has (a save counter, so saving the same step twice never touches the folder ``progress.json`` points
+        to), switch the pointer in ``progress.json``, and only then delete the previous folder. A kill at any
+        point leaves a complete checkpoint that ``progress.json`` names."""
         slot = self.root / _slot(self.key)
-        final = slot / f"step-{step:09d}"
+        saves = (
+            int(self.run._progress.get("saves", 0)) + 1
+        )  # the same on every rank: progress is shared state
+        final = slot / f"step-{step:09d}-{saves}"
         if self.run.is_main:
-            tmp = slot / f".step-{step:09d}.tmp"
+            tmp = slot / f".step-{step:09d}-{saves}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             save_file(_flatten(modules), str(tmp / "weights.safetensors"))
             torch.save({"step": step, "rng": rng_state(), **(state or {})}, tmp / "state.pt")
-            if final.exists():
+            _fsync_dir(tmp)
+            if final.exists():  # left by a save that was killed before its pointer switch: never referenced
                 shutil.rmtree(final)
             tmp.rename(final)
+            _fsync_dir(slot)
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized():
             dist.barrier()
         previous = self.folder
+        self.run._progress["saves"] = saves
         self.run._progress.setdefault("checkpoints", {})[self.key] = str(final.relative_to(self.root))
         if self.run.is_main:
             self.run._write_progress()
@@ -145,6 +176,9 @@ class Checkpoint:
         folder = self.folder
         if folder is None:
             raise CorruptCheckpoint(f"no checkpoint for {self.key!r} in {self.root}")
+        verify(
+            folder, self.key
+        )  # checked when needed: a bad checkpoint of a finished phase blocks nothing else
         weights = load_weights(folder / "weights.safetensors")
         try:
             state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)

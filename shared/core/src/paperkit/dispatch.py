@@ -72,33 +72,82 @@ def _project_name(path: Path) -> str | None:
     return _norm(name) if name else None
 
 
-def _from_uv_run(argv: list[str]) -> str | None:
-    """The package named by a ``uv run`` command line, if it is one."""
-    if not argv:
-        return None
-    i = 0
-    exe = Path(argv[0]).name
-    if exe.startswith("python") and len(argv) > 2 and argv[1] == "-m" and argv[2] == "uv":
-        i = 2
-    elif exe != "uv":
-        return None
-    if i + 1 >= len(argv) or argv[i + 1] != "run":
-        return None
-    args = argv[i + 2 :]
+# uv's options that take a value (global options of `uv` and options of `uv run`, uv 0.9-0.13); every other
+# option is a flag. Short options that take a value may carry it attached (`-p3.11`).
+_UV_VALUE_LONG = frozenset(
+    """
+    allow-insecure-host cache-dir color config-file config-setting config-settings-package default-index directory
+    env-file exclude-newer exclude-newer-package extra extra-index-url find-links fork-strategy group index
+    index-strategy index-url keyring-provider link-mode no-binary-package no-build-isolation-package
+    no-build-package no-editable-package no-extra no-group no-sources-package only-group package prerelease
+    prerelease-package project python python-platform refresh-package reinstall-package resolution
+    upgrade-group upgrade-package with with-editable with-requirements
+    """.split()
+)
+_UV_VALUE_SHORT = frozenset("wifPCp")
+
+
+def _uv_options(args: list[str]) -> tuple[dict[str, str], int]:
+    """Read uv options from the front of ``args``: ``({long name: last value}, index of the first non-option)``."""
+    found: dict[str, str] = {}
     j = 0
     while j < len(args):
         a = args[j]
-        if not a.startswith("-"):
-            return None  # the command uv runs begins here: no --package before it
-        for opt in ("--package", "--project"):
-            if a == opt and j + 1 < len(args):
+        if a == "--":
+            return found, j + 1
+        if a.startswith("--"):
+            name, eq, value = a[2:].partition("=")
+            if name in _UV_VALUE_LONG and not eq:
+                if j + 1 >= len(args):
+                    return found, len(args)
                 value = args[j + 1]
-            elif a.startswith(opt + "="):
-                value = a.split("=", 1)[1]
-            else:
-                continue
-            return _norm(value) if opt == "--package" else _project_name(Path(value))
+                j += 1
+            if name in _UV_VALUE_LONG:
+                found[name] = value
+        elif a.startswith("-") and len(a) > 1:
+            # a cluster of short flags (`-qq`), possibly ending in one that takes a value (`-p 3.11`, `-p3.11`)
+            for k, ch in enumerate(a[1:], start=1):
+                if ch in _UV_VALUE_SHORT:
+                    if k + 1 < len(a):
+                        pass  # the value is attached
+                    else:
+                        j += 1
+                    break
+        else:
+            return found, j
         j += 1
+    return found, j
+
+
+def parse_uv_run(argv: list[str]) -> dict[str, str] | None:
+    """The options of a ``uv [global options] run [options] COMMAND ...`` command line (``{"package": ...,
+    "project": ..., "directory": ...}`` as given), or None when ``argv`` is not ``uv run``."""
+    if not argv:
+        return None
+    exe = Path(argv[0]).name
+    if exe.startswith("python") and len(argv) > 2 and argv[1] == "-m" and argv[2] == "uv":
+        rest = argv[3:]
+    elif exe in ("uv", "uv.exe"):
+        rest = argv[1:]
+    else:
+        return None
+    global_opts, j = _uv_options(rest)
+    if j >= len(rest) or rest[j] != "run":
+        return None
+    run_opts, _ = _uv_options(rest[j + 1 :])
+    return {**global_opts, **run_opts}
+
+
+def _from_uv_run(argv: list[str]) -> str | None:
+    """The package named by a ``uv run`` command line (``--package NAME`` or ``--project PATH``), if any."""
+    opts = parse_uv_run(argv)
+    if not opts:
+        return None
+    if "package" in opts:
+        return _norm(opts["package"])
+    if "project" in opts:
+        base = Path(opts.get("directory", "."))
+        return _project_name(base / opts["project"]) or f"(no project at {opts['project']})"
     return None
 
 

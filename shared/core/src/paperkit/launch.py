@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 from .config import ConfigError, parse, to_dict
-from .run import Interrupted, NonFiniteLoss, Run
+from .run import AlreadyFinished, Interrupted, NonFiniteLoss, Run
 
 
 @contextlib.contextmanager
@@ -64,14 +63,15 @@ def run_trainer(
         return 2
     except SystemExit as e:  # --help
         return int(e.code or 0)
+    except AlreadyFinished as e:
+        print(f"{package}: {e}; nothing to do")
+        return 0
     if run.is_main:
         verb = "resuming" if run.resuming else "writing"
         print(f"{package}: preset {opts.preset}, {verb} {run.out}", flush=True)
-    t0 = time.perf_counter()
     try:
         with run, limit_threads(getattr(cfg, "threads", 0)):
             results = body(cfg, run)
-            results = {**results, "wall_seconds": round(time.perf_counter() - t0, 1)}
             run.finish(results)  # inside the thread cap: the provenance records the threads the run used
     except Interrupted as e:
         if run.is_main:

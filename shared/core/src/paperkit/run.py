@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ from .provenance import collect_provenance
 
 class Interrupted(Exception):
     """Raised after SIGINT/SIGTERM once the run has saved its state."""
+
+
+class AlreadyFinished(Exception):
+    """``--resume`` of a run that already finished: nothing to do, nothing is touched."""
 
 
 class NonFiniteLoss(RuntimeError):
@@ -68,11 +73,13 @@ class Run:
         self.resuming = resuming
         self.is_main = _rank() == 0
         self.claims: list[Claim] = []
-        self.figures: list[str] = []
         self._progress = progress
         self._metrics_lines = int(progress.get("metrics_lines", 0))
         self._stop = False
         self._old_handlers: dict = {}
+        self._t0 = time.perf_counter()
+        self._elapsed_before = float(progress.get("elapsed", 0.0))
+        self.figures = list(progress.get("figures", []))  # figures made in phases that a resume skips
 
     # -- creation ------------------------------------------------------------------------------------------
 
@@ -93,8 +100,9 @@ class Run:
                     raise ValueError("not a mapping")
             except (OSError, ValueError) as e:
                 raise ConfigError(f"--resume {resume}: corrupt checkpoint {prog_path}: {e}") from None
+            if progress.get("finished") and (folder / "summary.json").is_file():
+                raise AlreadyFinished(f"{folder} is finished; its results are in {folder / 'summary.json'}")
             run = cls(folder, package, config, resuming=True, progress=progress)
-            run._verify_checkpoints()
             if run.is_main:
                 run._truncate_metrics()
             return run
@@ -119,12 +127,6 @@ class Run:
             run._write_progress()
         return run
 
-    def _verify_checkpoints(self) -> None:
-        from .checkpoint import verify
-
-        for key, sub in self._progress.get("checkpoints", {}).items():
-            verify(self.out / "checkpoints" / sub, key)
-
     def _truncate_metrics(self) -> None:
         path = self.out / "metrics.jsonl"
         lines = path.read_text().splitlines(keepends=True) if path.exists() else []
@@ -133,9 +135,15 @@ class Run:
         tmp.write_text("".join(keep))
         os.replace(tmp, path)
 
+    def elapsed(self) -> float:
+        """Wall seconds of this run over all its segments (a resumed run adds to the time before)."""
+        return self._elapsed_before + time.perf_counter() - self._t0
+
     def _write_progress(self) -> None:
         if self.is_main:
             self._progress["metrics_lines"] = self._metrics_lines
+            self._progress["elapsed"] = round(self.elapsed(), 3)
+            self._progress["figures"] = self.figures
             write_json_atomic(self.out / "checkpoints" / "progress.json", self._progress)
 
     # -- signals -------------------------------------------------------------------------------------------
@@ -272,13 +280,18 @@ class Run:
         path = self.out / f"{name}.png"
         if self.is_main:
             fig.savefig(path, dpi=120, bbox_inches="tight")
-            self.figures.append(path.name)
+            if path.name not in self.figures:
+                self.figures.append(path.name)
+            self._write_progress()
         import matplotlib.pyplot as plt
 
         plt.close(fig)
         return path
 
     def finish(self, results: dict) -> dict:
+        """Write ``summary.json`` (results with the run's total ``wall_seconds``, claims, figures, provenance) and
+        mark the run finished: a later ``--resume`` leaves it alone."""
+        results = {**results, "wall_seconds": round(self.elapsed(), 1)}
         summary = {
             "package": self.package,
             "preset": self.config.get("preset"),
@@ -290,6 +303,8 @@ class Run:
         }
         if self.is_main:
             write_json_atomic(self.out / "summary.json", summary)
+            self._progress["finished"] = True
+            self._write_progress()
         return summary
 
     def claims_table(self) -> str:
