@@ -1,7 +1,8 @@
 """A tiny data folder whose query results are counted by hand in the tests.
 
 Aspects: ling -> {phon, sem}; para -> {pros}; inter (a root that is itself a leaf).
-Capabilities: reps, lik, sp_in, sp_out, tx_in, tx_out.  Protocol: zs, probe, ft, humans, refmodel.
+Capabilities: reps, lik, ans (tasks); sp_in, sp_out, tx_in, tx_out (interfaces).
+Protocol: zs, probe, ft, humans, refmodel.
 Cascade asr_out: a model with sp_out gets tx_out (adds refmodel), valid for linguistic aspects only.
 
     key         aspects            capabilities            any-of            protocol   file
@@ -9,11 +10,11 @@ Cascade asr_out: a model with sp_out gets tx_out (adds refmodel), valid for ling
     e_probe     phon, sem, pros    reps                                      probe      a
     e_lik       sem                lik                                       zs         a
     e_mos       pros               sp_out                                    humans     a
-    e_asr       sem                sp_in, tx_out                             zs         b
+    e_asr       sem                sp_in, tx_out, ans                        zs         b
     e_any       inter, sem         sp_in                   tx_out|sp_out     ft         b
-    e_pros_asr  pros, sem          sp_in, tx_out                             zs         b
+    e_pros_asr  pros, sem          sp_in, tx_out, ans                        zs         b
 
-Models: enc = {reps}; s2s = {sp_in, sp_out, lik}.
+Models: enc = {reps}; s2s = {sp_in, sp_out, lik, ans}.
 """
 
 from __future__ import annotations
@@ -60,12 +61,13 @@ VOCAB = {
         value("inter", "live interaction, no leaves", "paper", paper_term="interaction"),
     ],
     "capability": [
-        value("reps", "frozen representations"),
-        value("lik", "sequence likelihood"),
-        value("sp_in", "speech input to a task"),
-        value("sp_out", "speech output", "paper", paper_term="speech generation"),
-        value("tx_in", "text instructions"),
-        value("tx_out", "text output"),
+        value("reps", "frozen representations", kind="task"),
+        value("lik", "sequence likelihood", kind="task"),
+        value("ans", "answers what is asked", kind="task"),
+        value("sp_in", "speech input to a task", kind="interface"),
+        value("sp_out", "speech output", "paper", paper_term="speech generation", kind="interface"),
+        value("tx_in", "text instructions", kind="interface"),
+        value("tx_out", "text output", kind="interface"),
     ],
     "protocol": [
         value("zs", "zero-shot scoring"),
@@ -123,9 +125,9 @@ EVALS = {
         ev("e_mos", ["pros"], ["sp_out"], ["humans"], out=["speech"]),
     ],
     "b.toml": [
-        ev("e_asr", ["sem"], ["sp_in", "tx_out"], ["zs"]),
+        ev("e_asr", ["sem"], ["sp_in", "tx_out", "ans"], ["zs"]),
         ev("e_any", ["inter", "sem"], ["sp_in"], ["ft"], any_of=[["tx_out", "sp_out"]]),
-        ev("e_pros_asr", ["pros", "sem"], ["sp_in", "tx_out"], ["zs"]),
+        ev("e_pros_asr", ["pros", "sem"], ["sp_in", "tx_out", "ans"], ["zs"]),
     ],
 }
 
@@ -140,7 +142,7 @@ MODELS = [
     {
         "key": "s2s",
         "name": "A speech-to-speech model",
-        "capabilities": ["sp_in", "sp_out", "lik"],
+        "capabilities": ["sp_in", "sp_out", "lik", "ans"],
         "citation": {"title": "S2S paper", "year": 2024, "arxiv": "2410.00037", "id_source": "memory"},
     },
 ]

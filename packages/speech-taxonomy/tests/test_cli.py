@@ -152,7 +152,7 @@ def test_add_from_file_appends_and_validates(capsys, mini, tmp_path):
     assert f"added 'e_new' to {mini / 'evaluations' / 'contributed.toml'}" in out
     tax = load(mini)
     defaults = {"capabilities_any_of": [], "tasks": [], "provenance": {**NEW["provenance"], "detail": ""}}
-    assert tax.evaluations["e_new"].model_dump(exclude_none=True) == {**NEW, **defaults}
+    assert tax.evaluations["e_new"].to_dict() == {**NEW, **defaults}
     assert tax.files["e_new"] == "evaluations/contributed.toml"
     # a second add of the same key is refused, nothing written
     before = (mini / "evaluations" / "contributed.toml").read_text()

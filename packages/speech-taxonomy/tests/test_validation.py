@@ -186,22 +186,27 @@ def test_every_axis_value_has_provenance_and_paper_terms(shipped):
     }
 
 
-def test_shipped_model_profiles_cover_the_five_kinds(shipped):
+def test_shipped_model_profiles_cover_the_eight_kinds(shipped):
     assert list(shipped.models) == [
         "hubert_like",
         "whisper_like",
         "gslm_like",
         "speech_assistant",
         "moshi_like",
+        "tts_like",
+        "codec_like",
+        "s2st_like",
     ]
     caps = {k: set(m.capabilities) for k, m in shipped.models.items()}
-    assert caps["hubert_like"] == {"frozen_representations"}
+    assert caps["hubert_like"] == {"frozen_representations", "fine_tunable"}
     assert {"speech_output", "sequence_likelihood", "speech_continuation"} <= caps["gslm_like"]
     assert {"full_duplex", "streaming"} <= caps["moshi_like"]
-    assert {"speech_input", "text_output"} <= caps["whisper_like"] and "speech_output" not in caps[
+    assert {"speech_input", "text_output", "transcription"} <= caps["whisper_like"] and "speech_output" not in caps[
         "whisper_like"
     ]
-    assert {"speech_input", "text_input", "text_output"} <= caps["speech_assistant"]
+    assert {"speech_input", "text_input", "text_output", "response_generation"} <= caps["speech_assistant"]
+    assert caps["tts_like"] == {"text_input", "speech_output", "speech_synthesis", "voice_conditioning"}
+    assert "resynthesis" in caps["codec_like"] and "translation" in caps["s2st_like"]
     assert all(m.citation.arxiv for m in shipped.models.values())
 
 

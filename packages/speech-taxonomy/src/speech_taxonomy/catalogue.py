@@ -10,9 +10,10 @@ reported with its file, its entry and its field, all at once::
 
 from __future__ import annotations
 
-import difflib
+import hashlib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,19 +21,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from .schema import (
-    AXES,
-    AXIS_TITLES,
-    EVALUATION_AXIS_FIELDS,
-    AxisValue,
-    Evaluation,
-    ModelProfile,
-    Vocabulary,
-)
+from . import records
+from .records import AXES, AXIS_TITLES, EVALUATION_AXIS_FIELDS, AxisValue, Evaluation, ModelProfile, Vocabulary
 
 ENV = "SPEECH_TAXONOMY_DATA"
+CACHE_ENV = "SPEECH_TAXONOMY_CACHE"  # folder for the record of validated data; "off" disables it
+ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 VOCABULARY = "vocabulary.toml"
 MODELS = "models.toml"
 EVALUATIONS = "evaluations"
@@ -139,6 +133,10 @@ class Taxonomy:
         hits = {m.key for n, m in names.items() if n.startswith(name)}
         if len(hits) == 1:
             return self.models[hits.pop()]
+        if len(hits) > 1:
+            raise LookupError(
+                f"ambiguous model {name!r}: it starts {', '.join(sorted(hits))}; give more of the name"
+            )
         raise LookupError(
             f"unknown model {name!r}; known: "
             + ", ".join(
@@ -146,29 +144,139 @@ class Taxonomy:
             )
         )
 
+    def evaluation(self, name: str) -> Evaluation:
+        """An evaluation by key, case- and dash-insensitive (``SUPERB``, ``slue-2``), or by its exact name."""
+        if name in self.evaluations:
+            return self.evaluations[name]
+        norm = name.strip().lower().replace("-", "_").replace(" ", "_")
+        if norm in self.evaluations:
+            return self.evaluations[norm]
+        by_name = [e for e in self.evaluations.values() if e.name.lower() == name.strip().lower()]
+        if len(by_name) == 1:
+            return by_name[0]
+        import difflib
+
+        pool = {k.lower(): k for k in self.evaluations} | {
+            e.name.lower(): e.key for e in self.evaluations.values()
+        }
+        close = dict.fromkeys(pool[c] for c in difflib.get_close_matches(norm, list(pool), n=3, cutoff=0.5))
+        close |= dict.fromkeys(k for k in self.evaluations if k.startswith(norm))
+        hint = f"; did you mean {', '.join(list(close)[:4])}?" if close else "; see `speech-taxonomy list --keys`"
+        raise LookupError(f"no evaluation {name!r}{hint}")
+
+    def task_capabilities(self) -> set[str]:
+        """Capabilities of kind ``task``: what a model must do itself (no cascade may supply them)."""
+        return {c.id for c in self.vocabulary.capability if c.kind == "task"}
+
     def to_dict(self) -> dict[str, Any]:
         """Everything, as plain JSON-ready data (the JSON export; :func:`from_dict` reads it back)."""
         return {
             "format": JSON_FORMAT,
-            "vocabulary": self.vocabulary.model_dump(exclude_none=True),
-            "evaluations": [
-                {"file": self.files.get(k, ""), **e.model_dump(exclude_none=True)}
-                for k, e in self.evaluations.items()
-            ],
-            "models": [m.model_dump(exclude_none=True) for m in self.models.values()],
+            "vocabulary": self.vocabulary.to_dict(),
+            "evaluations": [{"file": self.files.get(k, ""), **e.to_dict()} for k, e in self.evaluations.items()],
+            "models": [m.to_dict() for m in self.models.values()],
         }
 
 
 # -- loading ------------------------------------------------------------------------------------------------------
 
 
-def load(data_dir: str | Path | None = None) -> Taxonomy:
-    """Load and validate a data folder (default: :func:`default_data_dir`); raise :class:`CatalogueError`."""
-    tax, problems = _load(Path(data_dir) if data_dir else default_data_dir())
+def load(data_dir: str | Path | None = None, strict: bool = False) -> Taxonomy:
+    """Load and validate a data folder (default: :func:`default_data_dir`); raise :class:`CatalogueError`.
+
+    Validation (pydantic schema, vocabularies, duplicates, consistency) runs the first time a folder's content is
+    seen; its digest is then recorded in a small cache file (``$SPEECH_TAXONOMY_CACHE``, else
+    ``$XDG_CACHE_HOME/speech-taxonomy``, else ``~/.cache/speech-taxonomy``; ``SPEECH_TAXONOMY_CACHE=off`` disables
+    it), and later loads of the same bytes build the records directly, without importing pydantic. ``strict=True``
+    always validates (``validate`` and ``add`` do).
+    """
+    root = Path(data_dir) if data_dir else default_data_dir()
+    digest = None if strict else _digest(root)
+    if digest is not None and digest in _validated():
+        tax = _fast_load(root)
+        if tax is not None:
+            return tax
+    tax, problems = _load(root)
     if problems:
         raise CatalogueError(problems)
     assert tax is not None
+    if digest is not None:
+        _remember(digest)
     return tax
+
+
+# -- the record of validated data (for a fast start) --------------------------------------------------------------
+
+
+def _cache_dir() -> Path | None:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return None if env.lower() == "off" else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "speech-taxonomy"
+
+
+def _data_files(root: Path) -> list[Path]:
+    return [root / VOCABULARY, root / MODELS, *sorted((root / EVALUATIONS).glob("*.toml"))]
+
+
+def _digest(root: Path) -> str | None:
+    """sha256 over the data files (names and bytes) and the validating code; None if a file is unreadable."""
+    if _cache_dir() is None:
+        return None
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    try:
+        for f in (here / "schema.py", here / "catalogue.py", here / "records.py"):
+            h.update(f.read_bytes())
+        for f in _data_files(root):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _validated() -> set[str]:
+    d = _cache_dir()
+    try:
+        return set((d / "validated").read_text().split()) if d else set()
+    except OSError:
+        return set()
+
+
+def _remember(digest: str) -> None:
+    d = _cache_dir()
+    if d is None:
+        return
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        keep = [x for x in (d / "validated").read_text().split() if x != digest][-49:] if (
+            d / "validated"
+        ).exists() else []
+        tmp = d / f"validated.{os.getpid()}"
+        tmp.write_text("\n".join([*keep, digest]) + "\n")
+        tmp.replace(d / "validated")
+    except OSError:  # a read-only home: validate every time
+        pass
+
+
+def _fast_load(root: Path) -> Taxonomy | None:
+    """Records straight from the TOML files of a folder that validated before (None on any surprise)."""
+    try:
+        vocab = Vocabulary.from_dict(tomllib.loads((root / VOCABULARY).read_text(encoding="utf-8")))
+        tax = Taxonomy(vocabulary=vocab, evaluations={}, models={}, data_dir=root)
+        for f in _data_files(root)[2:]:
+            rel = f.relative_to(root).as_posix()
+            for raw in tomllib.loads(f.read_text(encoding="utf-8")).get("evaluation", []):
+                ev = Evaluation.from_dict(raw)
+                tax.evaluations[ev.key] = ev
+                tax.files[ev.key] = rel
+        for raw in tomllib.loads((root / MODELS).read_text(encoding="utf-8")).get("model", []):
+            m = ModelProfile.from_dict(raw)
+            tax.models[m.key] = m
+        return tax
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def check(data_dir: str | Path | None = None) -> list[Problem]:
@@ -242,16 +350,30 @@ def _load(root: Path) -> tuple[Taxonomy | None, list[Problem]]:
     return tax, more
 
 
+def _record(cls, model):
+    """A pydantic model, once validated, as the plain record the rest of the package uses."""
+    return cls.from_dict(model.model_dump(exclude_none=True))
+
+
 def _build(
     vocab_src: tuple[str, dict],
     eval_sources: list[tuple[str, list[dict]]],
     models_src: tuple[str, dict],
     root: Path | None,
 ) -> tuple[Taxonomy | None, list[Problem]]:
+    """Validate raw data strictly (pydantic schema, then the whole-data-set checks) and build the records.
+
+    Every entry is checked in full, whatever else is wrong with it: its schema problems, its vocabulary problems,
+    its consistency problems and a duplicate key are all reported in one pass.
+    """
+    from pydantic import ValidationError
+
+    from . import schema
+
     problems: list[Problem] = []
     vname, vraw = vocab_src
     try:
-        vocab = Vocabulary.model_validate(vraw)
+        vocab = _record(Vocabulary, schema.Vocabulary.model_validate(vraw))
     except ValidationError as e:
         return None, _pydantic_problems(vname, e, _vocab_entry_label(vraw))
     problems += _check_vocabulary(vname, vocab)
@@ -262,23 +384,13 @@ def _build(
     for fname, entries in eval_sources:
         for i, raw in enumerate(entries, 1):
             label = _entry_label("evaluation", raw, i)
-            if not isinstance(raw, dict):
-                problems.append(Problem(fname, label, "", "an entry must be a table"))
-                continue
-            try:
-                ev = Evaluation.model_validate(raw)
-            except ValidationError as e:
-                problems += _pydantic_problems(fname, e, lambda _loc, label=label: label)
-                continue
-            problems += _check_evaluation(fname, label, ev, tax)
-            if ev.key in seen:
-                problems.append(
-                    Problem(fname, label, "key", f"duplicate key {ev.key!r}: also defined in {seen[ev.key]}")
-                )
-                continue
-            seen[ev.key] = f"{fname} ({label})"
-            tax.evaluations[ev.key] = ev
-            tax.files[ev.key] = fname
+            more, ev = _check_one(tax, raw, fname, label, seen)
+            problems += more
+            if ev is not None and not more:
+                tax.evaluations[ev.key] = ev
+                tax.files[ev.key] = fname
+            if isinstance(raw, dict) and isinstance(raw.get("key"), str):
+                seen.setdefault(raw["key"], f"{fname} ({label})")
     mname, mraw = models_src
     for extra in sorted(set(mraw) - {"model"}):
         problems.append(
@@ -288,7 +400,7 @@ def _build(
     for i, raw in enumerate(mraw.get("model", []), 1):
         label = _entry_label("model", raw, i)
         try:
-            m = ModelProfile.model_validate(raw)
+            m = _record(ModelProfile, schema.ModelProfile.model_validate(raw))
         except ValidationError as e:
             problems += _pydantic_problems(mname, e, lambda _loc, label=label: label)
             continue
@@ -310,29 +422,43 @@ def _build(
     return (None if problems else tax), problems
 
 
-def check_entry(tax: Taxonomy, raw: Any, fname: str, index: int | None = None) -> list[Problem]:
-    """Every problem of one new evaluation entry against a loaded taxonomy (schema, vocabularies, duplicate key)."""
-    label = _entry_label("evaluation", raw, index or len(tax.evaluations) + 1)
+def _check_one(
+    tax: Taxonomy, raw: Any, fname: str, label: str, seen: dict[str, str]
+) -> tuple[list[Problem], Evaluation | None]:
+    """All problems of one raw evaluation entry (schema, vocabularies, consistency, duplicate key)."""
+    from pydantic import ValidationError
+
+    from . import schema
+
     if not isinstance(raw, dict):
-        return [Problem(fname, label, "", "an entry must be a table")]
+        return [Problem(fname, label, "", "an entry must be a table")], None
+    problems: list[Problem] = []
+    ev = None
     try:
-        ev = Evaluation.model_validate(raw)
+        ev = _record(Evaluation, schema.Evaluation.model_validate(raw))
     except ValidationError as e:
-        return _pydantic_problems(fname, e, lambda _loc: label)
-    problems = _check_evaluation(fname, label, ev, tax)
-    if ev.key in tax.evaluations:
-        problems.append(
-            Problem(
-                fname, label, "key", f"duplicate key {ev.key!r}: also defined in {tax.files.get(ev.key, '?')}"
-            )
-        )
-    return problems
+        problems += _pydantic_problems(fname, e, lambda _loc: label)
+    problems += _check_evaluation(fname, label, raw, tax)
+    key = raw.get("key")
+    if isinstance(key, str) and key in seen:
+        problems.append(Problem(fname, label, "key", f"duplicate key {key!r}: also defined in {seen[key]}"))
+    return problems, ev
+
+
+def check_entry(tax: Taxonomy, raw: Any, fname: str, index: int | None = None) -> list[Problem]:
+    """Every problem of one new evaluation entry against a loaded taxonomy, all at once: schema, vocabularies,
+    consistency with the protocol's required capabilities, duplicate key."""
+    label = _entry_label("evaluation", raw, index or len(tax.evaluations) + 1)
+    seen = {k: tax.files.get(k, "?") for k in tax.evaluations}
+    return _check_one(tax, raw, fname, label, seen)[0]
 
 
 # -- checks -------------------------------------------------------------------------------------------------------
 
 
 def _unknown(axis: str, value: str, known: list[str], other_axis: str | None = None) -> str:
+    import difflib
+
     if other_axis:
         title = AXIS_TITLES[other_axis]
         return f"{value!r} is {'an' if title[0] in 'aeiou' else 'a'} {title}, not a {AXIS_TITLES[axis]}"
@@ -351,21 +477,30 @@ def _axis_problem(axis: str, value: str, tax: Taxonomy) -> str | None:
     return _unknown(axis, value, known, tax._axis_of(value))
 
 
-def _check_evaluation(fname: str, label: str, ev: Evaluation, tax: Taxonomy) -> list[Problem]:
+def _ids(values: Any) -> list[tuple[int, str]]:
+    """(index, value) of the well-formed identifiers in a raw list (the schema reports the others)."""
+    if not isinstance(values, list):
+        return []
+    return [(j, v) for j, v in enumerate(values) if isinstance(v, str) and ID_RE.match(v)]
+
+
+def _check_evaluation(fname: str, label: str, raw: dict, tax: Taxonomy) -> list[Problem]:
+    """The whole-data-set checks of one raw entry; tolerant of malformed fields (the schema reports those)."""
     out = []
     for fld, axis in EVALUATION_AXIS_FIELDS.items():
-        values = getattr(ev, fld)
+        values = raw.get(fld)
         if fld == "capabilities_any_of":
-            items = [(f"{fld}[{g}][{j}]", v) for g, group in enumerate(values) for j, v in enumerate(group)]
+            groups = values if isinstance(values, list) else []
+            items = [(f"{fld}[{g}][{j}]", v) for g, group in enumerate(groups) for j, v in _ids(group)]
         else:
-            items = [(f"{fld}[{j}]", v) for j, v in enumerate(values)]
+            items = [(f"{fld}[{j}]", v) for j, v in _ids(values)]
         for where, v in items:
             msg = _axis_problem(axis, v, tax)
             if msg:
                 out.append(Problem(fname, label, where, msg))
     modalities = {m.id for m in tax.vocabulary.modality}
     for fld in ("input", "output"):
-        for j, v in enumerate(getattr(ev, fld)):
+        for j, v in _ids(raw.get(fld)):
             if v not in modalities:
                 other = tax._axis_of(v)
                 msg = (
@@ -374,7 +509,10 @@ def _check_evaluation(fname: str, label: str, ev: Evaluation, tax: Taxonomy) -> 
                     else _unknown("modality", v, sorted(modalities))
                 )
                 out.append(Problem(fname, label, f"{fld}[{j}]", msg))
-    overlap = set(ev.capabilities_required) & {c for g in ev.capabilities_any_of for c in g}
+    required = {v for _, v in _ids(raw.get("capabilities_required"))}
+    groups = raw.get("capabilities_any_of") if isinstance(raw.get("capabilities_any_of"), list) else []
+    alternatives = {v for g in groups for _, v in _ids(g)}
+    overlap = required & alternatives
     if overlap:
         out.append(
             Problem(
@@ -384,6 +522,20 @@ def _check_evaluation(fname: str, label: str, ev: Evaluation, tax: Taxonomy) -> 
                 f"{sorted(overlap)} already required: drop the alternative",
             )
         )
+    # consistency: a protocol that needs a capability of the model needs it in every entry that uses it
+    prots = tax.axis("protocol")
+    for _, p in _ids(raw.get("protocol")):
+        for c in prots[p].requires_capability if p in prots else ():
+            if c not in required:
+                out.append(
+                    Problem(
+                        fname,
+                        label,
+                        "capabilities_required",
+                        f"protocol {p!r} needs {c!r} among the required capabilities (every entry using "
+                        f"{p!r} requires it, so that entries of the same protocol match the same models)",
+                    )
+                )
     return out
 
 
@@ -409,6 +561,12 @@ def _check_vocabulary(fname: str, vocab: Vocabulary) -> list[Problem]:
             where.setdefault(v.id, axis)
             if v.parent and axis != "aspect":
                 out.append(Problem(fname, label, "parent", "only aspects are hierarchical"))
+            if axis == "capability" and v.kind is None:
+                out.append(Problem(fname, label, "kind", "a capability is of kind 'task' or 'interface'"))
+            if axis != "capability" and v.kind is not None:
+                out.append(Problem(fname, label, "kind", "only capabilities have a kind"))
+            if axis != "protocol" and v.requires_capability:
+                out.append(Problem(fname, label, "requires_capability", "only protocol values have it"))
     aspects = {a.id: a for a in vocab.aspect}
     for i, a in enumerate(vocab.aspect):
         if a.parent is None:
@@ -424,8 +582,13 @@ def _check_vocabulary(fname: str, vocab: Vocabulary) -> list[Problem]:
     for m in mods:
         if m in where:
             out.append(Problem(fname, f"modality '{m}'", "id", f"also a value of axis {where[m]!r}"))
-    caps = {c.id for c in vocab.capability}
+    caps = {c.id: c for c in vocab.capability}
     prots = {p.id for p in vocab.protocol}
+    for i, p in enumerate(vocab.protocol):
+        for j, c in enumerate(p.requires_capability):
+            if c not in caps:
+                label = f"protocol '{p.id}' (#{i + 1})"
+                out.append(Problem(fname, label, f"requires_capability[{j}]", f"unknown capability {c!r}"))
     for i, c in enumerate(vocab.cascade):
         label = f"cascade '{c.id}' (#{i + 1})"
         for fld, known, axis in (
@@ -437,6 +600,17 @@ def _check_vocabulary(fname: str, vocab: Vocabulary) -> list[Problem]:
             for j, v in enumerate(getattr(c, fld)):
                 if v not in known:
                     out.append(Problem(fname, label, f"{fld}[{j}]", f"unknown {axis} {v!r}"))
+        for j, g in enumerate(c.grants):
+            if g in caps and caps[g].kind == "task":
+                out.append(
+                    Problem(
+                        fname,
+                        label,
+                        f"grants[{j}]",
+                        f"{g!r} is a task capability: a cascade converts modalities, the model must do the "
+                        "task itself",
+                    )
+                )
     return out
 
 
@@ -457,7 +631,7 @@ def _vocab_entry_label(raw: dict):
     return label
 
 
-def _pydantic_problems(fname: str, err: ValidationError, label_of) -> list[Problem]:
+def _pydantic_problems(fname: str, err, label_of) -> list[Problem]:
     out = []
     for e in err.errors():
         loc = tuple(e["loc"])

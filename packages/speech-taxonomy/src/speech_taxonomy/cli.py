@@ -218,7 +218,7 @@ def cmd_show(args) -> int:
         )
     ev = tax.evaluations[args.key]
     if args.json:
-        print(json.dumps({"file": tax.files[ev.key], **ev.model_dump(exclude_none=True)}, indent=2))
+        print(json.dumps({"file": tax.files[ev.key], **ev.to_dict()}, indent=2))
     else:
         print(report.render_show(tax, ev))
     return 0

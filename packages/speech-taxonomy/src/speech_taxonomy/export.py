@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .catalogue import Taxonomy
 from .match import sorted_evaluations
-from .schema import Evaluation
+from .records import Evaluation
 
 LIST_FIELDS = (
     "aspects",
@@ -27,12 +27,14 @@ LIST_FIELDS = (
     "languages",
     "tasks",
 )
-CITATION_FIELDS = ("title", "year", "venue", "arxiv", "doi", "url", "id_source")
+CITATION_FIELDS = ("title", "year", "venue", "arxiv", "doi", "url", "id_source", "authors")
+LINK_FIELDS = ("paper", "code", "data", "leaderboard")
 PROVENANCE_FIELDS = ("classification", "source", "detail")
 CSV_COLUMNS = (
     ["key", "name", "kind", "year", *LIST_FIELDS[:4], "capabilities_any_of", *LIST_FIELDS[4:], "confidence"]
     + [f"citation_{f}" for f in CITATION_FIELDS]
     + [f"provenance_{f}" for f in PROVENANCE_FIELDS]
+    + [f"links_{f}" for f in LINK_FIELDS]
     + ["notes", "file"]
 )
 
@@ -57,6 +59,7 @@ def to_csv(tax: Taxonomy) -> str:
         row["capabilities_any_of"] = ";".join("|".join(g) for g in ev.capabilities_any_of)
         row.update({f"citation_{f}": getattr(ev.citation, f) or "" for f in CITATION_FIELDS})
         row.update({f"provenance_{f}": getattr(ev.provenance, f) for f in PROVENANCE_FIELDS})
+        row.update({f"links_{f}": (getattr(ev.links, f) if ev.links else None) or "" for f in LINK_FIELDS})
         row["file"] = tax.files.get(ev.key, "")
         w.writerow(row)
     return buf.getvalue()
@@ -64,6 +67,8 @@ def to_csv(tax: Taxonomy) -> str:
 
 def read_csv(text: str) -> list[tuple[str, Evaluation]]:
     """Parse :func:`to_csv` output back into ``(file, Evaluation)`` pairs."""
+    from . import schema
+
     out = []
     for row in csv.DictReader(io.StringIO(text)):
         rec = {k: row[k] for k in ("key", "name", "kind", "confidence", "notes")}
@@ -74,7 +79,11 @@ def read_csv(text: str) -> list[tuple[str, Evaluation]]:
         cit["year"] = int(cit["year"])
         rec["citation"] = cit
         rec["provenance"] = {f: row[f"provenance_{f}"] for f in PROVENANCE_FIELDS}
-        out.append((row["file"], Evaluation.model_validate(rec)))
+        links = {f: row[f"links_{f}"] for f in LINK_FIELDS if row.get(f"links_{f}")}
+        if links:
+            rec["links"] = links
+        validated = schema.Evaluation.model_validate(rec)
+        out.append((row["file"], Evaluation.from_dict(validated.model_dump(exclude_none=True))))
     return out
 
 

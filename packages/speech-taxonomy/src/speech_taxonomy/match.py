@@ -7,7 +7,11 @@ The matching rule (reconstructed from the paper's framing; the paper's own proce
   (``forbid``, for example ``{"human_judges", "fine_tuning"}``);
 * it **fits via a cascade** when external components (an ASR front end, a TTS back end; see the vocabulary's
   ``cascade`` entries) supply the missing capabilities, every aspect the evaluation measures survives the cascade
-  (``valid_for``), and what the cascade adds to the protocol is within the budget;
+  (``valid_for``), and what the cascade adds to the protocol is within the budget. A cascade only converts
+  modalities (it grants *interface* capabilities, never *task* ones): the evaluation must name the task the model
+  performs (a capability of kind ``task``: transcription, translation, response generation, ...) and the model
+  must have it. An evaluation that names no task (a MOS listening test of any speech) is never reached through
+  a cascade: what it would score is the cascade's output, not the model's;
 * it is a **near miss** at distance 1 when exactly one capability (or one any-of group) is missing, or when the
   capabilities are all there but the protocol breaks the budget.
 
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from .catalogue import Taxonomy
-from .schema import Cascade, Evaluation
+from .records import Cascade, Evaluation
 
 FIT, CASCADE, NEAR = "fit", "cascade", "near"
 
@@ -119,6 +123,8 @@ def _cascade_route(
             usable.append(c)
     if set(ev.protocol) & forbid:
         return None
+    if not _does_the_task(tax, ev, caps):
+        return None
     for size in range(1, len(usable) + 1):
         for combo in combinations(usable, size):
             granted = caps | {g for c in combo for g in c.grants}
@@ -128,6 +134,17 @@ def _cascade_route(
             if all(set(c.grants) - caps for c in combo):
                 return combo
     return None
+
+
+def _does_the_task(tax: Taxonomy, ev: Evaluation, caps: set[str]) -> bool:
+    """The evaluation names at least one task capability, and the model itself has every task it names (one of
+    each any-of group made of tasks)."""
+    tasks = tax.task_capabilities()
+    named = [c for c in ev.capabilities_required if c in tasks]
+    groups = [g for g in ev.capabilities_any_of if set(g) <= tasks]
+    if not named and not groups:
+        return False
+    return all(c in caps for c in named) and all(caps.intersection(g) for g in groups)
 
 
 def which(

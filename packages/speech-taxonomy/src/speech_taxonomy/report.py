@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from .catalogue import Taxonomy
 from .match import GapReport, Match, WhichResult, paper_gap_aspects
-from .schema import Evaluation
+from .records import Evaluation
 
 WIDTH = 100
 

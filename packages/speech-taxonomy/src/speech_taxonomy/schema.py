@@ -9,26 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-AXES = ("aspect", "capability", "protocol")
-AXIS_TITLES = {
-    "aspect": "evaluation aspect (axis 1)",
-    "capability": "model capability required (axis 2)",
-    "protocol": "task or protocol requirement (axis 3)",
-}
-# which axis each list field of an evaluation draws from
-EVALUATION_AXIS_FIELDS = {
-    "aspects": "aspect",
-    "capabilities_required": "capability",
-    "capabilities_any_of": "capability",
-    "protocol": "protocol",
-}
+from .records import AXES, AXIS_TITLES, EVALUATION_AXIS_FIELDS  # noqa: F401  (re-exported)
 
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 # list items must not contain '|' (the CSV list separator) nor line breaks
 Item = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^|\n]+$")]
 Provenance = Literal["paper", "recon"]
+# a year is an integer in the data (TOML 2024, not 2024.0 nor "2024")
+Year = Annotated[StrictInt, Field(ge=1900, le=2100)]
+# a web address: http(s), a host with a dot, no spaces
+Url = Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:\d+)?(/\S*)?$")]
 
 
 class _Record(BaseModel):
@@ -56,6 +56,10 @@ class AxisValue(_Record):
     provenance: Provenance
     paper_term: str | None = None
     parent: Id | None = None  # aspects only: the parent of a leaf
+    # capabilities only: "task" (what the model must do itself; no cascade may grant it) or "interface"
+    kind: Literal["task", "interface"] | None = None
+    # protocol values only: capabilities that every evaluation using this protocol requires
+    requires_capability: list[Id] = []
 
     @model_validator(mode="after")
     def _paper_term(self):
@@ -86,7 +90,7 @@ class Meta(_Record):
     paper: str
     authors: str
     arxiv: str
-    year: int
+    year: Year
 
 
 class Vocabulary(_Record):
@@ -105,14 +109,16 @@ class Citation(_Record):
     """Where an evaluation (or a model) is published. Identifiers only where confirmed; see ``id_source``."""
 
     title: str = Field(min_length=3)
-    year: int = Field(ge=1900, le=2100)
+    year: Year
     venue: str | None = None
     arxiv: str | None = Field(default=None, pattern=r"^\d{4}\.\d{4,5}$")
     doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
-    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    url: Url | None = None
     # how the identifier was confirmed: checked (seen in an indexed copy of the paper's page), notes (listed in the
     # project's research notes as seen in indexed sources), memory (recalled, not re-checked)
     id_source: Literal["checked", "notes", "memory"] | None = None
+    # for BibTeX: "Surname, Given and Surname, Given" (optional; the export writes the first author et al. if set)
+    authors: str | None = Field(default=None, min_length=3)
 
     @model_validator(mode="after")
     def _id_source(self):
@@ -122,6 +128,16 @@ class Citation(_Record):
         if self.id_source is not None and not has_id:
             raise ValueError("id_source given but there is no arXiv id or DOI")
         return self
+
+
+class Links(_Record):
+    """Where to find an evaluation: its paper (default: from the citation's arXiv id or DOI), code, data and
+    leaderboard. URLs are validated for form only (no network)."""
+
+    paper: Url | None = None
+    code: Url | None = None
+    data: Url | None = None
+    leaderboard: Url | None = None
 
 
 class EntryProvenance(_Record):
@@ -138,7 +154,7 @@ class Evaluation(_Record):
     key: Id
     name: str = Field(min_length=2)
     kind: Literal["benchmark", "metric", "protocol"]
-    year: int = Field(ge=1900, le=2100)
+    year: Year
     aspects: list[Id] = Field(min_length=1)
     input: list[Id] = Field(min_length=1)
     output: list[Id] = Field(min_length=1)
@@ -151,6 +167,7 @@ class Evaluation(_Record):
     confidence: Literal["high", "medium", "low"]
     citation: Citation
     provenance: EntryProvenance
+    links: Links | None = None
     notes: str = ""
 
     _unique = field_validator(
