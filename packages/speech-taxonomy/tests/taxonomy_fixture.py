@@ -11,7 +11,7 @@ Cascade asr_out: a model with sp_out gets tx_out (adds refmodel), valid for ling
     e_lik       sem                lik                                       zs         a
     e_mos       pros               sp_out                                    humans     a
     e_asr       sem                sp_in, tx_out, ans                        zs         b
-    e_any       inter, sem         sp_in                   tx_out|sp_out     ft         b
+    e_any       inter, sem         sp_in, ans              tx_out|sp_out     ft         b
     e_pros_asr  pros, sem          sp_in, tx_out, ans                        zs         b
 
 Models: enc = {reps}; s2s = {sp_in, sp_out, lik, ans}.
@@ -26,8 +26,8 @@ from pathlib import Path
 def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
+    if isinstance(v, int | float):
+        return repr(v)
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, list):
@@ -126,7 +126,7 @@ EVALS = {
     ],
     "b.toml": [
         ev("e_asr", ["sem"], ["sp_in", "tx_out", "ans"], ["zs"]),
-        ev("e_any", ["inter", "sem"], ["sp_in"], ["ft"], any_of=[["tx_out", "sp_out"]]),
+        ev("e_any", ["inter", "sem"], ["sp_in", "ans"], ["ft"], any_of=[["tx_out", "sp_out"]]),
         ev("e_pros_asr", ["pros", "sem"], ["sp_in", "tx_out", "ans"], ["zs"]),
     ],
 }

@@ -308,7 +308,7 @@ def test_add_to_a_copy_of_the_shipped_data(capsys, shipped_copy, tmp_path):
         **NEW,
         "key": "test_only_latency_probe",
         "aspects": ["latency"],
-        "capabilities_required": ["speech_input", "speech_output", "full_duplex"],
+        "capabilities_required": ["speech_input", "speech_output", "full_duplex", "response_generation"],
         "protocol": ["zero_shot", "real_time_harness"],
     }
     src = write_entry(tmp_path / "e.toml", entry)

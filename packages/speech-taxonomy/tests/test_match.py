@@ -43,6 +43,33 @@ def test_which_s2s_with_any_of_and_cascade(tax):
     }
 
 
+def test_no_cascade_when_the_model_lacks_the_task(tax):
+    """e_asr names the task 'ans': a speech-out model without it is not offered e_asr through an ASR."""
+    caps = ["sp_in", "sp_out", "lik"]
+    res = which(tax, caps)
+    assert res.keys("cascade") == []
+    assert assess(tax, tax.evaluations["e_asr"], caps).status == "none"  # two missing: tx_out and ans
+
+
+def test_no_cascade_for_an_evaluation_that_names_no_task(tmp_path, fresh):
+    """An evaluation naming no task scores whatever is produced: a cascade's output is not the model's."""
+    from taxonomy_fixture import write_data
+
+    vocab, evals, models = fresh
+    vocab["cascade"].append(
+        {
+            "id": "tts",
+            "definition": "speaks a text answer",
+            "requires": ["tx_out"],
+            "grants": ["sp_out"],
+            "valid_for": ["pros"],
+        }
+    )
+    tax = load(write_data(tmp_path / "d", vocab, evals, models))
+    m = assess(tax, tax.evaluations["e_mos"], ["tx_out"])  # e_mos: sp_out only, no task
+    assert m.status == "near" and m.reason == "missing sp_out"
+
+
 def test_results_are_ordered_by_primary_aspect(tax):
     res = which(tax, ["reps", "lik", "sp_in", "sp_out", "tx_out"])
     prim = [tax.evaluations[k].primary_aspect for k in res.keys("fit")]
@@ -85,6 +112,19 @@ def test_model_lookup(tax):
     )
     with pytest.raises(LookupError, match="unknown model 'x'"):
         tax.model("x")
+
+
+def test_ambiguous_model_prefix_says_so(shipped):
+    # 's' starts speech_assistant, s2st_like (and the aliases salmonn, slm, ...)
+    with pytest.raises(LookupError, match=r"ambiguous model 's': it starts .*s2st_like.*speech_assistant"):
+        shipped.model("s")
+
+
+def test_evaluation_lookup_ignores_case_and_suggests(shipped):
+    assert shipped.evaluation("SUPERB").key == "superb"
+    assert shipped.evaluation("Full-Duplex-Bench v1.5").key == "full_duplex_bench_v15"
+    with pytest.raises(LookupError, match=r"no evaluation 'superbb'; did you mean superb"):
+        shipped.evaluation("superbb")
 
 
 def test_gaps_equal_hand_counts(tax):

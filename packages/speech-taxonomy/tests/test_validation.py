@@ -142,6 +142,92 @@ def test_all_problems_reported_at_once(tmp_path, fresh):
     assert str(e.value).startswith("3 problem(s) in the taxonomy data:")
 
 
+def test_one_entry_with_every_kind_of_problem_is_reported_in_one_pass(tmp_path, fresh):
+    """Schema errors no longer hide the vocabulary, consistency and duplicate checks of the same entry."""
+    vocab, evals, _ = fresh
+    bad = dict(evals["a.toml"][0])  # a second 'e_abx'
+    bad["year"] = "twenty"  # schema
+    bad["protocol"] = ["zs", "reps"]  # wrong axis
+    evals["b.toml"].append(bad)
+    got = problems_of(tmp_path, vocab, evals)
+    assert len(got) == 3, got
+    assert any("field 'year'" in p for p in got)
+    assert any("field 'protocol[1]': 'reps' is a model capability" in p for p in got)
+    assert any("duplicate key 'e_abx': also defined in evaluations/a.toml" in p for p in got)
+
+
+def test_a_float_year_is_refused(tmp_path, fresh):
+    vocab, evals, _ = fresh
+    evals["a.toml"][0]["year"] = 2024.0
+    evals["a.toml"][1]["citation"]["year"] = 2024.0
+    got = problems_of(tmp_path, vocab, evals)
+    assert len(got) == 2 and all("Input should be a valid integer (got 2024.0)" in p for p in got), got
+
+
+def test_protocol_implies_capability_in_every_entry(tmp_path, fresh):
+    vocab, evals, _ = fresh
+    next(p for p in vocab["protocol"] if p["id"] == "probe")["requires_capability"] = ["reps"]  # e_probe has it
+    next(p for p in vocab["protocol"] if p["id"] == "ft")["requires_capability"] = ["reps"]  # e_any lacks it
+    assert only(problems_of(tmp_path, vocab, evals)) == (
+        "evaluations/b.toml: evaluation 'e_any' (#2), field 'capabilities_required': protocol 'ft' needs 'reps' "
+        "among the required capabilities (every entry using 'ft' requires it, so that entries of the same "
+        "protocol match the same models)"
+    )
+
+
+def test_a_cascade_may_not_grant_a_task(tmp_path, fresh):
+    vocab, evals, _ = fresh
+    vocab["cascade"][0]["grants"] = ["tx_out", "ans"]
+    msg = only(problems_of(tmp_path, vocab, evals))
+    assert "cascade 'asr_out' (#1), field 'grants[1]': 'ans' is a task capability" in msg
+
+
+def test_every_capability_has_a_kind(tmp_path, fresh):
+    vocab, evals, _ = fresh
+    del vocab["capability"][0]["kind"]
+    vocab["protocol"][0]["kind"] = "task"
+    got = problems_of(tmp_path, vocab, evals)
+    assert got == [
+        "vocabulary.toml: capability 'reps' (#1), field 'kind': a capability is of kind 'task' or 'interface'",
+        "vocabulary.toml: protocol 'zs' (#1), field 'kind': only capabilities have a kind",
+    ]
+
+
+def test_speech_input_needs_a_named_task(shipped):
+    from speech_taxonomy.catalogue import check_entry
+
+    raw = shipped.evaluations["open_asr"].to_dict() | {"key": "new_asr"}
+    assert check_entry(shipped, raw, "evaluations/x.toml") == []
+    raw["capabilities_required"] = ["speech_input", "text_output"]  # which model does what?
+    (p,) = check_entry(shipped, raw, "evaluations/x.toml")
+    assert p.field == "capabilities_required" and "names the task the model performs" in p.message
+
+
+@pytest.mark.parametrize(
+    "links, field",
+    [
+        ({"code": "github.com/x/y"}, "links.code"),
+        ({"data": "ftp://example.org/d"}, "links.data"),
+        ({"leaderboard": "https://no spaces.org"}, "links.leaderboard"),
+        ({"paper": "https://arxiv.org/abs/1", "homepage": "https://x.org"}, "links.homepage"),
+    ],
+)
+def test_links_are_urls(tmp_path, fresh, links, field):
+    vocab, evals, _ = fresh
+    evals["a.toml"][0]["links"] = links
+    assert f"field '{field}'" in only(problems_of(tmp_path, vocab, evals))
+
+
+def test_good_links_validate(tmp_path, fresh):
+    vocab, evals, _ = fresh
+    evals["a.toml"][0]["links"] = {
+        "code": "https://github.com/x/y",
+        "data": "https://huggingface.co/datasets/x/y",
+        "leaderboard": "http://example.org:8080/board?sort=1",
+    }
+    assert problems_of(tmp_path, vocab, evals) == []
+
+
 def test_toml_syntax_error_names_the_file(tmp_path, mini):
     (mini / "evaluations" / "b.toml").write_text("[[evaluation]]\nkey = 'x\n")
     got = [str(p) for p in check(mini)]

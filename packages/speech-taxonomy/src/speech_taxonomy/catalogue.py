@@ -522,6 +522,20 @@ def _check_evaluation(fname: str, label: str, raw: dict, tax: Taxonomy) -> list[
                 f"{sorted(overlap)} already required: drop the alternative",
             )
         )
+    # an evaluation that takes the model's speech input says what the model must do with it
+    tasks = tax.task_capabilities()
+    if "speech_input" in required | alternatives and not (
+        tasks & required or any({v for _, v in _ids(g)} <= tasks and _ids(g) for g in groups)
+    ):
+        out.append(
+            Problem(
+                fname,
+                label,
+                "capabilities_required",
+                "an evaluation with speech_input names the task the model performs (a capability of kind "
+                f"'task': {', '.join(c.id for c in tax.vocabulary.capability if c.kind == 'task')})",
+            )
+        )
     # consistency: a protocol that needs a capability of the model needs it in every entry that uses it
     prots = tax.axis("protocol")
     for _, p in _ids(raw.get("protocol")):
