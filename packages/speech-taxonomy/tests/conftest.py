@@ -10,6 +10,20 @@ import pytest
 from taxonomy_fixture import EVALS, MODELS, VOCAB, write_data
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """The record of validated data goes to a temporary folder, never to the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("SPEECH_TAXONOMY_CACHE")
+    os.environ["SPEECH_TAXONOMY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("SPEECH_TAXONOMY_CACHE", None)
+    else:
+        os.environ["SPEECH_TAXONOMY_CACHE"] = old
+
+
 @pytest.fixture
 def mini(tmp_path) -> Path:
     """The hand-countable data folder described in this module's docstring."""

@@ -173,6 +173,51 @@ def test_add_rejects_a_bad_entry_without_writing(capsys, mini, tmp_path):
     assert check(mini) == []
 
 
+def test_add_without_a_data_folder_refuses_to_write_into_the_package(capsys, mini, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPEECH_TAXONOMY_DATA", raising=False)
+    from speech_taxonomy.catalogue import default_data_dir
+
+    before = sorted(p.name for p in (default_data_dir() / "evaluations").iterdir())
+    src = write_entry(tmp_path / "new.toml", NEW)
+    code, out, err = run(capsys, "add", "--from", str(src), "--yes")
+    assert code == 2 and "--data DIR" in err and "copy-data" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (default_data_dir() / "evaluations").iterdir()) == before
+
+
+def test_copy_data_then_add(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPEECH_TAXONOMY_DATA", raising=False)
+    code, out, _ = run(capsys, "copy-data", str(tmp_path / "mine"))
+    assert code == 0 and (tmp_path / "mine" / "vocabulary.toml").exists()
+    assert check(tmp_path / "mine") == []
+    code, _, err = run(capsys, "copy-data", str(tmp_path / "mine"))
+    assert code == 2 and "exists already" in err
+
+
+def test_add_names_the_file_of_invalid_toml(capsys, mini, tmp_path):
+    src = tmp_path / "broken.toml"
+    src.write_text("[[evaluation]]\nkey = 'x\n")
+    code, _, err = run(capsys, "--data", str(mini), "add", "--from", str(src), "--yes")
+    assert code == 1 and err.startswith(f"speech-taxonomy add: {src}: not valid TOML")
+    code, _, err = run(capsys, "--data", str(mini), "add", "--from", str(tmp_path / "absent.toml"))
+    assert code == 1 and str(tmp_path / "absent.toml") in err and "Traceback" not in err
+
+
+def test_add_with_a_float_year_is_a_problem_not_a_traceback(capsys, mini, tmp_path):
+    src = tmp_path / "float.toml"
+    src.write_text(entry_toml(NEW).replace("\nyear = 2025", "\nyear = 2025.0", 1))
+    assert "\nyear = 2025.0" in src.read_text()
+    code, _, err = run(capsys, "--data", str(mini), "add", "--from", str(src), "--yes")
+    assert code == 1 and "field 'year': Input should be a valid integer (got 2025.0)" in err
+    assert not (mini / "evaluations" / "contributed.toml").exists()
+
+
+def test_show_is_case_insensitive_and_suggests(capsys):
+    code, out, _ = run(capsys, "show", "SUPERB")
+    assert code == 0 and out.startswith("SUPERB  (superb, benchmark, 2021)")
+    code, _, err = run(capsys, "show", "superbb")
+    assert code == 2 and err.startswith("speech-taxonomy: error: no evaluation 'superbb'; did you mean superb")
+
+
 def test_add_dry_run_writes_nothing(capsys, mini, tmp_path):
     src = write_entry(tmp_path / "new.toml", NEW)
     code, out, _ = run(capsys, "--data", str(mini), "add", "--from", str(src), "--dry-run")

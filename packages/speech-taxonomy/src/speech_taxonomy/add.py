@@ -52,6 +52,8 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, float):  # validation refuses float years; other floats are written as TOML floats
+        return repr(v)
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, list):
@@ -258,7 +260,12 @@ def ask(
 
 
 def _read_entry(path: Path) -> dict[str, Any]:
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise Aborted(f"{path}: not valid TOML: {e}") from e
+    except OSError as e:
+        raise Aborted(f"{path}: cannot read it ({e.strerror or e})") from e
     if "evaluation" in raw:
         entries = raw["evaluation"]
         if not isinstance(entries, list) or len(entries) != 1:
@@ -299,10 +306,23 @@ def add_entry(
 
 
 def run_add(args) -> int:
-    tax = load(args.data)
+    import os
+
+    from .catalogue import ENV
+
+    if not (args.data or os.environ.get(ENV)) and not args.dry_run:
+        print(
+            "speech-taxonomy add: name the data folder to write to with --data DIR (or $SPEECH_TAXONOMY_DATA); "
+            "without it the entry would go into the installed package's own files. Start a folder of your own "
+            "with `speech-taxonomy copy-data DIR`, or, in a checkout of the repository, pass "
+            "--data packages/speech-taxonomy/src/speech_taxonomy/data",
+            file=sys.stderr,
+        )
+        return 2
+    tax = load(args.data, strict=True)
     try:
         entry = _read_entry(Path(args.source)) if args.source else ask(tax)
-    except (Aborted, OSError, tomllib.TOMLDecodeError) as e:
+    except Aborted as e:
         print(f"speech-taxonomy add: {e}", file=sys.stderr)
         return 1
     text, problems = add_entry(tax, entry, args.file, dry_run=True)

@@ -185,23 +185,25 @@ def load(data_dir: str | Path | None = None, strict: bool = False) -> Taxonomy:
     """Load and validate a data folder (default: :func:`default_data_dir`); raise :class:`CatalogueError`.
 
     Validation (pydantic schema, vocabularies, duplicates, consistency) runs the first time a folder's content is
-    seen; its digest is then recorded in a small cache file (``$SPEECH_TAXONOMY_CACHE``, else
+    seen; the validated records are then kept as JSON under the folder's digest (``$SPEECH_TAXONOMY_CACHE``, else
     ``$XDG_CACHE_HOME/speech-taxonomy``, else ``~/.cache/speech-taxonomy``; ``SPEECH_TAXONOMY_CACHE=off`` disables
-    it), and later loads of the same bytes build the records directly, without importing pydantic. ``strict=True``
-    always validates (``validate`` and ``add`` do).
+    it), and later loads of the same bytes read them back, without pydantic or a TOML parser. Any edit changes the
+    digest and validates again. ``strict=True`` always validates (``validate`` and ``add`` do).
     """
     root = Path(data_dir) if data_dir else default_data_dir()
-    digest = None if strict else _digest(root)
-    if digest is not None and digest in _validated():
-        tax = _fast_load(root)
-        if tax is not None:
-            return tax
+    digest = _digest(root)
+    if not strict and digest is not None:
+        cached = _cached(digest)
+        if cached is not None and cached.exists():
+            tax = _fast_load(root, digest)
+            if tax is not None:
+                return tax
     tax, problems = _load(root)
     if problems:
         raise CatalogueError(problems)
     assert tax is not None
     if digest is not None:
-        _remember(digest)
+        _remember(digest, tax)
     return tax
 
 
@@ -236,33 +238,47 @@ def _digest(root: Path) -> str | None:
     return h.hexdigest()
 
 
-def _validated() -> set[str]:
+def _cached(digest: str) -> Path | None:
     d = _cache_dir()
-    try:
-        return set((d / "validated").read_text().split()) if d else set()
-    except OSError:
-        return set()
+    return d / f"{digest}.json" if d else None
 
 
-def _remember(digest: str) -> None:
-    d = _cache_dir()
-    if d is None:
+def _remember(digest: str, tax: Taxonomy) -> None:
+    """Record that these bytes validated, with the records as JSON (faster to read back than TOML)."""
+    path = _cached(digest)
+    if path is None:
         return
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        keep = [x for x in (d / "validated").read_text().split() if x != digest][-49:] if (
-            d / "validated"
-        ).exists() else []
-        tmp = d / f"validated.{os.getpid()}"
-        tmp.write_text("\n".join([*keep, digest]) + "\n")
-        tmp.replace(d / "validated")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(tax.to_dict(), ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+        old = sorted(path.parent.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-20]
+        for p in old:  # keep the 20 most recent
+            p.unlink(missing_ok=True)
     except OSError:  # a read-only home: validate every time
         pass
 
 
-def _fast_load(root: Path) -> Taxonomy | None:
-    """Records straight from the TOML files of a folder that validated before (None on any surprise)."""
+def _fast_load(root: Path, digest: str | None = None) -> Taxonomy | None:
+    """Records of a folder that validated before: from the cached JSON, else straight from its TOML files.
+
+    None on any surprise (the caller then validates)."""
     try:
+        cached = _cached(digest) if digest else None
+        if cached is not None and cached.exists():
+            data = json.loads(cached.read_text(encoding="utf-8"))
+            tax = Taxonomy(Vocabulary.from_dict(data["vocabulary"]), {}, {}, data_dir=root)
+            for raw in data["evaluations"]:
+                raw = dict(raw)
+                rel = raw.pop("file")
+                ev = Evaluation.from_dict(raw)
+                tax.evaluations[ev.key] = ev
+                tax.files[ev.key] = rel
+            for raw in data["models"]:
+                m = ModelProfile.from_dict(raw)
+                tax.models[m.key] = m
+            return tax
         vocab = Vocabulary.from_dict(tomllib.loads((root / VOCABULARY).read_text(encoding="utf-8")))
         tax = Taxonomy(vocabulary=vocab, evaluations={}, models={}, data_dir=root)
         for f in _data_files(root)[2:]:

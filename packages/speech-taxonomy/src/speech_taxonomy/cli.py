@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("axes", help="the three vocabularies with definitions and provenance")
     sub.add_parser("models", help="the example model profiles")
-    sub.add_parser("validate", help="check schema, vocabularies, duplicates and orthogonality")
+    sub.add_parser("validate", help="check schema, vocabularies, duplicates, consistency and orthogonality")
+    s = sub.add_parser("copy-data", help="copy the data folder in use to DIR, to edit or `add` to it")
+    s.add_argument("dest", metavar="DIR", help="a folder that does not exist yet")
 
     s = sub.add_parser("add", help="add an evaluation (guided), validated before it is written")
     s.add_argument(
@@ -209,14 +211,7 @@ def cmd_show(args) -> int:
     from . import report
 
     tax = _load(args)
-    if args.key not in tax.evaluations:
-        import difflib
-
-        close = difflib.get_close_matches(args.key, list(tax.evaluations), n=3)
-        raise LookupError(
-            f"no evaluation {args.key!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
-        )
-    ev = tax.evaluations[args.key]
+    ev = tax.evaluation(args.key)
     if args.json:
         print(json.dumps({"file": tax.files[ev.key], **ev.to_dict()}, indent=2))
     else:
@@ -282,6 +277,21 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_copy_data(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from .catalogue import default_data_dir
+
+    src = Path(args.data) if args.data else default_data_dir()
+    dest = Path(args.dest)
+    if dest.exists():
+        raise LookupError(f"{dest} exists already; name a new folder")
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    print(f"copied {src} to {dest}; use it with --data {dest} (or SPEECH_TAXONOMY_DATA={dest})")
+    return 0
+
+
 def cmd_add(args) -> int:
     from .add import run_add
 
@@ -303,6 +313,7 @@ COMMANDS = {
     "models": cmd_models,
     "validate": cmd_validate,
     "add": cmd_add,
+    "copy-data": cmd_copy_data,
     "export": cmd_export,
 }
 
