@@ -110,3 +110,44 @@ def test_help_text_may_contain_percent_signs(capsys):
     with pytest.raises(SystemExit):
         parse(C, {"default": {}}, ["--help"], prog="train")
     assert "(50% by default)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('{"lr": 1e400}', "finite"),  # json reads 1e400 as inf
+        ('{"lr": NaN}', "finite"),
+        ('{"steps": true}', "is not a int"),
+        ('{"lr": true}', "is not a float"),
+        ('{"name": 5}', "is not a str"),
+        ('{"kappas": 4}', "is not a valid tuple"),
+        ('{"kappas": [1, true]}', "is not a int"),
+        ('{"steps": 2.5}', "is not a int"),
+        ('{"out": "elsewhere"}', "'out' is a run option"),
+        ('{"strict": true}', "'strict' is a run option"),
+        ('{"preset": "nope"}', "unknown preset"),
+    ],
+)
+def test_config_files_are_typed_strictly(tmp_path, text, words):
+    f = tmp_path / "c.json"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        p("--config", str(f))
+
+
+@pytest.mark.parametrize(
+    "flag, value", [("--lr", "inf"), ("--lr", "-inf"), ("--lr", "nan"), ("--steps", "inf")]
+)
+def test_non_finite_numbers_on_the_command_line(flag, value):
+    with pytest.raises(ConfigError, match=flag):
+        p(flag, value)
+
+
+def test_a_config_files_preset_is_used_unless_the_command_line_disagrees(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"preset": "smoke", "lr": 0.5}))
+    cfg, opts = p("--config", str(f))
+    assert opts.preset == "smoke" and cfg.steps == 50 and cfg.lr == 0.5
+    assert p("--config", str(f), "--preset", "smoke")[1].preset == "smoke"
+    with pytest.raises(ConfigError, match="drop one"):
+        p("--config", str(f), "--preset", "paper")

@@ -181,3 +181,59 @@ def test_a_corrupt_checkpoint_blocks_only_the_phase_that_needs_it(tmp_path):
     assert resumed.checkpoint("next-phase").load()[0] == 1
     with pytest.raises(CorruptCheckpoint, match="done-phase"):
         resumed.checkpoint("done-phase").load()
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_agree_on_the_run_folder_and_on_errors(tmp_path):
+    """Under torchrun (2 gloo processes) rank 0 decides the run folder and every rank gets the same answer:
+    an --out that holds files fails on every rank with the same one line; the default folder is one folder."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "toy_main.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom toy import main\nsys.exit(main())\n"
+    )
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("x")
+    p = subprocess.run(
+        [*torchrun, str(script), "--out", str(busy), "--threads", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    errors = [l for l in p.stderr.splitlines() if l.startswith("train (toy): error:")]
+    assert (
+        p.returncode != 0
+        and len(errors) == 2
+        and errors[0] == errors[1]
+        and "already holds files" in errors[0]
+    )
+    assert "src/paperkit/" not in p.stderr  # no worker traceback (torchrun's launcher prints its own summary)
+    p = subprocess.run(
+        [*torchrun, str(script), "--preset", "smoke", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    folders = list((tmp_path / "runs" / "toy").iterdir())
+    assert len(folders) == 1 and (folders[0] / "summary.json").is_file()
+    assert json.loads((folders[0] / "summary.json").read_text())["provenance"]["world_size"] == 2
+
+
+def test_an_out_that_cannot_be_created_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a regular file where a folder would go")  # root writes anywhere: chmod cannot stop it
+    assert main(["--out", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot write the run folder" in err

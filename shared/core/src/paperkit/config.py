@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import tomllib
 import types
@@ -96,21 +97,37 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _convert(name: str, tp: Any, raw: Any) -> Any:
-    """Convert a raw value (a command-line string or a JSON/TOML value) to the field's type."""
+def _convert(name: str, tp: Any, raw: Any, *, typed: bool = False) -> Any:
+    """Convert a raw value to the field's type. Command-line values are strings; values from a config file or
+    a preset (``typed=True``) must already have the field's JSON/TOML type: ``true`` is not an int, ``5`` is not
+    a string. Floats must be finite."""
     base, optional = _unwrap_optional(tp)
     if raw is None or (optional and isinstance(raw, str) and raw.lower() in ("none", "null", "")):
         if optional:
             return None
         raise ConfigError(f"{_flag(name)} needs a value")
     origin = typing.get_origin(base)
+    type_name = getattr(base, "__name__", str(base))
     try:
         if origin is tuple:
             (elem, *rest) = typing.get_args(base)
+            if typed and not isinstance(raw, list | tuple):
+                raise TypeError(raw)
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(
-                _convert(name, elem, x.strip() if isinstance(x, str) else x) for x in items if x != ""
+                _convert(name, elem, x.strip() if isinstance(x, str) else x, typed=typed)
+                for x in items
+                if x != ""
             )
+        if typed and base in (bool, int, float, str):
+            ok = {
+                bool: isinstance(raw, bool),
+                int: isinstance(raw, int) and not isinstance(raw, bool),
+                float: isinstance(raw, int | float) and not isinstance(raw, bool),
+                str: isinstance(raw, str),
+            }[base]
+            if not ok:
+                raise ConfigError(f"{_flag(name)}: {raw!r} is not a {type_name} (a {type(raw).__name__})")
         if base is bool:
             if isinstance(raw, bool):
                 return raw
@@ -124,14 +141,19 @@ def _convert(name: str, tp: Any, raw: Any) -> Any:
                 raise ValueError(raw)
             return int(raw)
         if base is float:
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ConfigError(f"{_flag(name)} must be a finite number, got {raw!r}")
+            return value
         if base is str:
             return str(raw)
-    except (TypeError, ValueError):
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, OverflowError):
         pass
     else:
         raise ConfigError(f"{_flag(name)}: unsupported field type {base!r}")
-    raise ConfigError(f"{_flag(name)}: {raw!r} is not a valid {getattr(base, '__name__', base)}")
+    raise ConfigError(f"{_flag(name)}: {raw!r} is not a valid {type_name}")
 
 
 def _flag(name: str) -> str:
@@ -163,8 +185,9 @@ def validate(cfg: BaseConfig) -> None:
     cfg.check()
 
 
-def from_mapping(cls: type, data: dict, *, source: str) -> dict:
-    """Field overrides from a mapping (a config file or a preset); unknown keys are an error."""
+def from_mapping(cls: type, data: dict, *, source: str, typed: bool = True) -> dict:
+    """Field overrides from a mapping (a config file, a preset, or the parsed command line with
+    ``typed=False``); unknown keys are an error."""
     known = {f.name: f for f in fields(cls)}
     out = {}
     for key, raw in data.items():
@@ -173,7 +196,7 @@ def from_mapping(cls: type, data: dict, *, source: str) -> dict:
             continue
         if name not in known:
             raise ConfigError(f"{source}: unknown field {key!r}")
-        out[name] = _convert(name, _field_type(cls, known[name]), raw)
+        out[name] = _convert(name, _field_type(cls, known[name]), raw, typed=typed)
     return out
 
 
@@ -211,9 +234,8 @@ def build_parser(
     run.add_argument(
         "--preset",
         choices=sorted(presets),
-        default="default",
         help="named settings: smoke (seconds, for tests), default (the CPU reproduction), "
-        "paper (the paper's scale, for GPUs)",
+        "paper (the paper's scale, for GPUs) (default: default)",
     )
     run.add_argument("--config", metavar="FILE", help="JSON or TOML file of field values (over the preset)")
     run.add_argument("--out", metavar="DIR", help="run folder (default runs/PACKAGE/TIMESTAMP)")
@@ -257,14 +279,15 @@ def parse(
         raise TypeError("a trainer must define a 'default' preset")
     parser = build_parser(cls, presets, prog=prog, description=description)
     ns = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    explicit_preset = ns.pop("preset", None)
     opts = RunOptions(
-        preset=ns.pop("preset", "default"),
+        preset=explicit_preset or "default",
         config=ns.pop("config", None),
         out=ns.pop("out", None),
         resume=ns.pop("resume", None),
         strict=ns.pop("strict", False),
     )
-    cli = from_mapping(cls, ns, source="command line")
+    cli = from_mapping(cls, ns, source="command line", typed=False)
     if opts.resume is not None:
         saved = Path(opts.resume) / "config.json"
         if not saved.is_file():
@@ -279,9 +302,25 @@ def parse(
         values = from_mapping(cls, data, source=str(saved))
         values.update(cli)
     else:
+        data = load_config_file(opts.config) if opts.config is not None else {}
+        for key in RUN_OPTIONS:
+            if key != "preset" and key in data:
+                raise ConfigError(
+                    f"--config {opts.config}: {key!r} is a run option, not a field; pass --{key} on the command line"
+                )
+        if (
+            "preset" in data
+        ):  # a run's own config.json names its preset: it selects it unless --preset differs
+            if data["preset"] not in presets:
+                raise ConfigError(f"--config {opts.config}: unknown preset {data['preset']!r}")
+            if explicit_preset is not None and explicit_preset != data["preset"]:
+                raise ConfigError(
+                    f"--config {opts.config} is for preset {data['preset']!r} but --preset is {explicit_preset!r}; "
+                    "drop one"
+                )
+            opts.preset = data["preset"]
         values = from_mapping(cls, presets[opts.preset], source=f"preset {opts.preset!r}")
-        if opts.config is not None:
-            values.update(from_mapping(cls, load_config_file(opts.config), source=opts.config))
+        values.update(from_mapping(cls, data, source=str(opts.config)))
         values.update(cli)
     try:
         cfg = cls(**values)

@@ -8,6 +8,7 @@ table, and with ``--strict`` exit 1 when a claim failed.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,12 @@ def run_trainer(
     prog = f"train ({package})"
     try:
         cfg, opts = parse(config_cls, presets, argv, prog=prog, description=description)
+        if (
+            int(os.environ.get("WORLD_SIZE", "1")) > 1
+        ):  # torchrun: the run folder is decided on rank 0 for all
+            from .distributed import init
+
+            init(getattr(cfg, "device", "auto"))
         run = Run.open(package, to_dict(cfg, opts.preset), out=opts.out, resume=opts.resume)
     except ConfigError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -63,6 +63,16 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _from_rank0(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (a broadcast when a process group is up; else each rank's own)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 class Run:
     """One run folder. Create it with :meth:`open`; use it as a context manager to catch Ctrl-C/SIGTERM."""
 
@@ -106,26 +116,39 @@ class Run:
             if run.is_main:
                 run._truncate_metrics()
             return run
-        if out is None:
-            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            folder = Path("runs") / package / stamp
-        else:
-            folder = Path(out)
-        if _rank() == 0 and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            raise ConfigError(
-                f"--out {folder} already holds files; continue it with --resume {folder} "
-                "or choose another --out"
-            )
         progress = {"metrics_lines": 0, "phases": {}, "checkpoints": {}}
-        run = cls(folder, package, config, resuming=False, progress=progress)
-        if run.is_main:
-            (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-            write_json_atomic(
-                folder / "config.json", {**config, "provenance": collect_provenance(package, config)}
+        decision: dict[str, str] | None = None
+        if _rank() == 0:  # decided once, on rank 0, and the same decision reaches every rank
+            folder = (
+                Path(out)
+                if out is not None
+                else Path("runs") / package / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             )
-            (folder / "metrics.jsonl").touch()
-            run._write_progress()
-        return run
+            try:
+                if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+                    raise ConfigError(
+                        f"--out {folder} already holds files; continue it with --resume {folder} "
+                        "or choose another --out"
+                    )
+                (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+                write_json_atomic(
+                    folder / "config.json", {**config, "provenance": collect_provenance(package, config)}
+                )
+                (folder / "metrics.jsonl").touch()
+                write_json_atomic(folder / "checkpoints" / "progress.json", progress)
+                decision = {"folder": str(folder)}
+            except ConfigError as e:
+                decision = {"error": str(e)}
+            except OSError as e:
+                decision = {"error": f"--out {folder}: cannot write the run folder there ({e.strerror or e})"}
+        decision = _from_rank0(decision)
+        if decision is None:  # torchrun without a process group: trust --out (the default folder needs one)
+            if out is None:
+                raise ConfigError("under torchrun the default --out needs the process group; pass --out DIR")
+            decision = {"folder": out}
+        if "error" in decision:
+            raise ConfigError(decision["error"])
+        return cls(Path(decision["folder"]), package, config, resuming=False, progress=progress)
 
     def _truncate_metrics(self) -> None:
         path = self.out / "metrics.jsonl"
