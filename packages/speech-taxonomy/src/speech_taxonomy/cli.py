@@ -37,6 +37,21 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _years(value: str) -> tuple[int | None, int | None]:
+    """``2024`` -> (2024, 2024); ``2020-2024``; ``2020-`` (from); ``-2019`` (until)."""
+    text = value.strip()
+    try:
+        if "-" not in text:
+            return int(text), int(text)
+        lo, hi = text.split("-", 1)
+        out = (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a year or a range such as 2020-2024, not {value!r}") from None
+    if out == (None, None) or (None not in out and out[0] > out[1]):
+        raise argparse.ArgumentTypeError(f"a year or a range such as 2020-2024, not {value!r}")
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -76,15 +91,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("key")
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("list", help="the catalogue, filtered")
-    s.add_argument("--aspect", "-a", help="aspect leaf or parent")
-    s.add_argument("--capability", help="evaluations requiring this capability")
-    s.add_argument("--protocol", help="evaluations using this protocol requirement")
-    s.add_argument("--kind", choices=("benchmark", "metric", "protocol"))
-    s.add_argument("--model", "-m", help="only evaluations that fit this model profile")
-    s.add_argument(
-        "--no", type=_csv, default=[], metavar="P,Q,...", help="exclude these protocol requirements"
-    )
+    def filters(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_argument_group("filters (all optional, combined with AND; the HTML page has the same ones)")
+        g.add_argument("--aspect", "-a", help="aspect leaf or parent")
+        g.add_argument("--capability", help="evaluations requiring this capability")
+        g.add_argument("--protocol", help="evaluations using this protocol requirement")
+        g.add_argument("--kind", choices=("benchmark", "metric", "protocol"))
+        g.add_argument("--model", "-m", help="only evaluations that fit this model profile directly")
+        g.add_argument(
+            "--no", type=_csv, default=[], metavar="P,Q,...", help="exclude these protocol requirements"
+        )
+        g.add_argument("--year", type=_years, metavar="Y|Y1-Y2|Y1-|-Y2", help="first public year, or a range")
+        g.add_argument("--language", help="a language as a word of the entry's languages (en, English, ...)")
+        g.add_argument("--task", help="text in the entry's name, tasks or metrics (ASR, question answering, ...)")
+
+    s = sub.add_parser("list", help="the catalogue, filtered (by axis, model, year, language, task)")
+    filters(s)
     s.add_argument("--keys", action="store_true", help="print keys only")
 
     sub.add_parser("axes", help="the three vocabularies with definitions and provenance")
@@ -106,8 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "export", help="Markdown, CSV, JSON, a self-contained HTML page, or the coverage heatmap PNG"
     )
-    s.add_argument("--format", "-f", required=True, choices=("md", "csv", "json", "html", "png", "all"))
-    s.add_argument("--out", "-o", help="output file (a folder for 'all'); md/csv/json default to stdout")
+    s.add_argument(
+        "--format", "-f", required=True, choices=("md", "csv", "json", "html", "png", "bib", "all")
+    )
+    s.add_argument("--out", "-o", help="output file (a folder for 'all'); md/csv/json/bib default to stdout")
+    filters(s)  # bib exports the selection; the other formats export everything
     return p
 
 
@@ -219,25 +244,33 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _select(tax, args):
+    from . import match
+
+    year_from, year_to = args.year or (None, None)
+    return match.select(
+        tax,
+        aspect=args.aspect,
+        capability=args.capability,
+        protocol=args.protocol,
+        kind=args.kind,
+        model=args.model,
+        forbid=args.no,
+        year_from=year_from,
+        year_to=year_to,
+        language=args.language,
+        task=args.task,
+    )
+
+
 def cmd_list(args) -> int:
-    from . import match, report
+    from . import report
 
     tax = _load(args)
-    evs = match.counted(tax, None, args.no)
-    if args.aspect:
-        leaves = set(tax.expand_aspect(args.aspect))
-        evs = [e for e in evs if leaves.intersection(e.aspects)]
-    if args.capability:
-        tax.check_values("capability", [args.capability])
-        evs = [e for e in evs if args.capability in e.all_capabilities()]
-    if args.protocol:
-        tax.check_values("protocol", [args.protocol])
-        evs = [e for e in evs if args.protocol in e.protocol]
-    if args.kind:
-        evs = [e for e in evs if e.kind == args.kind]
-    if args.model:
-        keep = set(match.which(tax, tax.model(args.model).capabilities, args.no, cascades=False).keys())
-        evs = [e for e in evs if e.key in keep]
+    evs = _select(tax, args)
+    if not evs:
+        print("no evaluation matches these filters", file=sys.stderr)
+        return 1
     print("\n".join(e.key for e in evs) if args.keys else report.render_list(tax, evs))
     return 0
 
@@ -301,7 +334,12 @@ def cmd_add(args) -> int:
 def cmd_export(args) -> int:
     from .export import run_export
 
-    return run_export(_load(args), args.format, args.out)
+    tax = _load(args)
+    selection = _select(tax, args) if args.format == "bib" else None
+    if selection == []:
+        print("no evaluation matches these filters", file=sys.stderr)
+        return 1
+    return run_export(tax, args.format, args.out, selection)
 
 
 COMMANDS = {

@@ -158,6 +158,42 @@ def read_markdown_catalogue(text: str) -> dict[str, dict[str, list[str]]]:
     return rows
 
 
+# -- BibTeX -------------------------------------------------------------------------------------------------------
+
+_BIB_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _bib(text: str) -> str:
+    return "".join(_BIB_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def bibtex_entry(ev: Evaluation) -> str:
+    """One ``@misc`` entry for an evaluation's citation, keyed by the evaluation's key (always valid BibTeX:
+    the venue goes in ``note``; the title is braced to keep its capitals; identifiers as ``eprint`` and ``doi``)."""
+    c = ev.citation
+    fields = [("title", "{" + _bib(c.title) + "}")]
+    if c.authors:
+        fields.append(("author", _bib(c.authors)))
+    fields.append(("year", str(c.year)))
+    if c.venue:
+        fields.append(("note", _bib(c.venue)))
+    if c.arxiv:
+        fields += [("eprint", c.arxiv), ("archivePrefix", "arXiv")]
+    if c.doi:
+        fields.append(("doi", c.doi))
+    url = ev.paper_url()
+    if url:
+        fields.append(("url", url))
+    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields)
+    return f"@misc{{{ev.key},\n{body}\n}}\n"
+
+
+def to_bibtex(evaluations) -> str:
+    """BibTeX for a selection of evaluations (records, in the order given)."""
+    return "\n".join(bibtex_entry(ev) for ev in evaluations)
+
+
 # -- PNG heatmap --------------------------------------------------------------------------------------------------
 
 
@@ -217,6 +253,7 @@ DEFAULT_NAMES = {
     "json": "speech-taxonomy.json",
     "html": "speech-taxonomy.html",
     "png": "coverage.png",
+    "bib": "speech-taxonomy.bib",
 }
 
 
@@ -234,11 +271,22 @@ def render(tax: Taxonomy, fmt: str) -> str:
     raise ValueError(fmt)
 
 
-def run_export(tax: Taxonomy, fmt: str, out: str | None) -> int:
+def run_export(tax: Taxonomy, fmt: str, out: str | None, selection=None) -> int:
+    """Write one format (``bib`` writes ``selection``, default the whole catalogue) or ``all`` into a folder."""
+    if fmt == "bib":
+        text = to_bibtex(sorted_evaluations(tax) if selection is None else selection)
+        if out is None:
+            sys.stdout.write(text)
+            return 0
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+        return 0
     if fmt == "all":
         folder = Path(out or ".")
         folder.mkdir(parents=True, exist_ok=True)
-        for f in ("md", "csv", "json", "html", "png"):
+        for f in ("md", "csv", "json", "html", "png", "bib"):
             run_export(tax, f, str(folder / DEFAULT_NAMES[f]))
         return 0
     if fmt == "png":

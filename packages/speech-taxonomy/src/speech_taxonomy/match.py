@@ -275,3 +275,65 @@ def coverage_matrix(
     rows = list(tax.leaves)
     matrix = [[sum(leaf in e.aspects for e in evs) for evs in sets] for leaf in rows]
     return rows, columns, matrix
+
+
+# -- selecting entries (the CLI's `list` and `export` filters, mirrored by the HTML page's script) --------------------
+
+
+def language_matches(languages: Iterable[str], query: str) -> bool:
+    """True if ``query`` is a whole word of one of the entry's languages (case-insensitive), or the entry lists
+    ``any`` language. ``en`` matches ``en``; ``English`` matches ``21 languages to English``."""
+    import re
+
+    q = query.strip().lower()
+    if not q:
+        return True
+    pattern = re.compile(r"(^|[^a-z0-9])" + re.escape(q) + r"($|[^a-z0-9])")
+    return any(x.lower() == "any" or pattern.search(x.lower()) for x in languages)
+
+
+def task_matches(ev: Evaluation, query: str) -> bool:
+    """True if ``query`` occurs (case-insensitive) in the entry's name, key, tasks or metrics."""
+    q = query.strip().lower()
+    return not q or any(q in x.lower() for x in (ev.key, ev.name, *ev.tasks, *ev.metrics))
+
+
+def select(
+    tax: Taxonomy,
+    *,
+    aspect: str | None = None,
+    capability: str | None = None,
+    protocol: str | None = None,
+    kind: str | None = None,
+    model: str | None = None,
+    forbid: Iterable[str] = (),
+    year_from: int | None = None,
+    year_to: int | None = None,
+    language: str | None = None,
+    task: str | None = None,
+) -> list[Evaluation]:
+    """The catalogue filtered like the page's controls; every filter is optional. ``model`` keeps direct fits."""
+    evs = counted(tax, None, forbid)
+    if aspect:
+        leaves = set(tax.expand_aspect(aspect))
+        evs = [e for e in evs if leaves.intersection(e.aspects)]
+    if capability:
+        tax.check_values("capability", [capability])
+        evs = [e for e in evs if capability in e.all_capabilities()]
+    if protocol:
+        tax.check_values("protocol", [protocol])
+        evs = [e for e in evs if protocol in e.protocol]
+    if kind:
+        evs = [e for e in evs if e.kind == kind]
+    if model:
+        keep = set(which(tax, tax.model(model).capabilities, forbid, cascades=False).keys())
+        evs = [e for e in evs if e.key in keep]
+    if year_from is not None:
+        evs = [e for e in evs if e.year >= year_from]
+    if year_to is not None:
+        evs = [e for e in evs if e.year <= year_to]
+    if language:
+        evs = [e for e in evs if language_matches(e.languages, language)]
+    if task:
+        evs = [e for e in evs if task_matches(e, task)]
+    return evs
