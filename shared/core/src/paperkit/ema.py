@@ -150,6 +150,14 @@ class ScaledEMA(nn.Module):
         buffers: ``"ema"`` averages floating-point buffers (BatchNorm statistics) with the same scaled momentum,
             as timm's ModelEmaV3 does; ``"copy"`` copies them from the model. Integer buffers are always copied.
         device: keep the EMA on another device (e.g. ``"cpu"`` to save GPU memory).
+        dtype: keep the EMA's floating-point tensors in this dtype (e.g. ``torch.float32`` for a bf16 model: at
+            rho = 0.999 a bf16 EMA rounds most small steps away). The model's tensors are cast for the update.
+        mode: ``"eval"`` (default) or ``"train"``: the mode of the copy. BYOL-style targets with BatchNorm use
+            ``"train"`` (batch statistics, as in BYOL and solo-learn); evaluation uses ``"eval"``. ``train()`` and
+            ``eval()`` on the ScaledEMA itself do not change it.
+
+    The counters ``samples_seen``, ``updates`` and ``decay_product`` stay float64/int64 on the CPU whatever
+    ``.to()`` does to the rest, so a bf16 cast cannot freeze the schedule.
     """
 
     def __init__(
@@ -162,6 +170,8 @@ class ScaledEMA(nn.Module):
         bias_correction: bool = False,
         buffers: str = "ema",
         device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        mode: str = "eval",
     ):
         super().__init__()
         if rule not in RULES:
@@ -170,6 +180,10 @@ class ScaledEMA(nn.Module):
             raise ValueError(
                 f"unknown buffer policy {buffers!r}; expected one of {', '.join(BUFFER_POLICIES)}"
             )
+        if mode not in ("eval", "train"):
+            raise ValueError(f"unknown EMA mode {mode!r}; expected 'eval' or 'train'")
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"the EMA's dtype must be a floating-point dtype, got {dtype}")
         if int(base_batch_size) <= 0:
             raise ValueError(f"base_batch_size must be positive, got {base_batch_size}")
         self.schedule = as_schedule(momentum)
@@ -178,15 +192,17 @@ class ScaledEMA(nn.Module):
         self.rule = rule
         self.bias_correction = bias_correction
         self.buffers_policy = buffers
+        self.mode = mode
         self.module = copy.deepcopy(model)
-        self.module.eval().requires_grad_(False)
-        if device is not None:
-            self.module.to(device)
+        self.module.train(mode == "train").requires_grad_(False)
+        if device is not None or dtype is not None:
+            self.module.to(device=device, dtype=dtype)
         self.register_buffer("samples_seen", torch.zeros((), dtype=torch.float64))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("decay_product", torch.ones((), dtype=torch.float64))
         self._ema_float, self._ema_int, self._ema_buf_float = self._split(self.module)
         self._slots_for = None
+        self._structure: tuple[int, ...] = ()
 
     @staticmethod
     def _find_slots(m: nn.Module) -> tuple[list, list, list]:
@@ -212,12 +228,19 @@ class ScaledEMA(nn.Module):
         return tuple([d[n] for d, n in group] for group in cls._find_slots(m))
 
     def _source_tensors(self, model: nn.Module) -> tuple[list, list, list]:
-        """The model's tensors in the EMA's order. Walking the module tree costs more than the lerp itself on
-        small models, so the slots are found once per model and looked up on every call (which still sees
-        parameters or buffers that ``.to()`` replaced)."""
-        if self._slots_for is None or self._slots_for() is not model:
+        """The model's tensors in the EMA's order. The slots (which dict holds which tensor) are found once per
+        model and module structure: a submodule replaced after the first update changes the structure (the ids
+        of its modules), and the slots are found again. Lookups see parameters or buffers that ``.to()``
+        replaced."""
+        structure = tuple(map(id, model.modules()))
+        if self._slots_for is None or self._slots_for() is not model or structure != self._structure:
             self._src_slots, self._slots_for = self._find_slots(model), weakref.ref(model)
+            self._structure = structure
         return tuple([d[n] for d, n in group] for group in self._src_slots)
+
+    def train(self, mode: bool = True):  # the copy keeps the mode chosen at construction
+        self.training = mode
+        return self
 
     def momentum_at(self, batch_size: int | None = None, samples_seen: float | None = None) -> float:
         """The momentum ``rho_hat`` an update at ``batch_size`` would use now."""
@@ -254,8 +277,11 @@ class ScaledEMA(nn.Module):
             ema_t, src_t = ema_t + self._ema_buf_float, src_t + m_buf_float
         elif self._ema_buf_float:
             torch._foreach_copy_(self._ema_buf_float, m_buf_float)
-        if src_t and src_t[0].device != ema_t[0].device:
-            src_t = [t.to(ema_t[0].device, non_blocking=True) for t in src_t]
+        if src_t and (src_t[0].device != ema_t[0].device or src_t[0].dtype != ema_t[0].dtype):
+            # host -> device copies may overlap (the lerp runs on the same stream after them); a copy *to* the
+            # CPU must be complete before the CPU reads it, so it blocks
+            dev, dt = ema_t[0].device, ema_t[0].dtype
+            src_t = [t.to(dev, dtype=dt, non_blocking=dev.type == "cuda") for t in src_t]
         if ema_t:
             if weight >= 1.0:
                 torch._foreach_copy_(ema_t, src_t)
@@ -267,12 +293,27 @@ class ScaledEMA(nn.Module):
         self.updates.add_(1)
         return weight
 
-    def _apply(self, fn, recurse=True):  # .to()/.cuda() replace buffers: refresh the cached tensor lists
+    _COUNTERS = ("samples_seen", "updates", "decay_product")
+
+    def _apply(self, fn, recurse=True):
+        # .to()/.cuda()/.bfloat16() replace tensors: keep the counters exact (float64/int64 on the CPU) and
+        # refresh the cached tensor lists
+        counters = {k: getattr(self, k).detach().to("cpu").clone() for k in self._COUNTERS}
         out = super()._apply(fn, recurse)
+        for k, v in counters.items():
+            self._buffers[k] = v
         self._ema_float, self._ema_int, self._ema_buf_float = self._split(self.module)
         return out
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        state_dict = dict(state_dict)
+        for k, dt in (
+            ("samples_seen", torch.float64),
+            ("updates", torch.long),
+            ("decay_product", torch.float64),
+        ):
+            if k in state_dict:
+                state_dict[k] = state_dict[k].to("cpu", dt)
         out = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self._ema_float, self._ema_int, self._ema_buf_float = self._split(self.module)
         return out
@@ -280,5 +321,5 @@ class ScaledEMA(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"rule={self.rule}, base_batch_size={self.base_batch_size}, "
-            f"bias_correction={self.bias_correction}, buffers={self.buffers_policy}"
+            f"bias_correction={self.bias_correction}, buffers={self.buffers_policy}, mode={self.mode}"
         )
