@@ -118,9 +118,15 @@ def test_inference_net_is_permutation_invariant_over_probes():
         torch.testing.assert_close(s1, s2)
 
 
-def test_entropy_bound_grows_with_lambda_on_a_fixed_problem():
-    """Pretrain on one 5x5 task with lambda in {0, 0.2, 1} (two seeds each, one population): the learned bound and
-    the policies' divergence increase with lambda."""
+def test_entropy_bound_and_divergence_are_higher_with_lambda_than_without():
+    """Pretrain on one 5x5 task with lambda in {0, 0.2, 1} (two seeds each, one population): every lambda > 0
+    ends with a higher learned bound and a higher policy divergence than lambda = 0.
+
+    The bound is *not* monotone between 0.2 and 1 on this problem: over 6 training seeds (1 and 2 threads give
+    identical floats here) bound(1) < bound(0.2) on 3 of them (seed 0: -27.71, -27.18, -27.47). What holds on every
+    seed is lambda > 0 versus lambda = 0: bound margin 0.16 to 0.79 nats (asserted: 0.1), divergence ratio 1.7 to
+    4.2 (asserted: 1.3). The values per seed are in the package README (tests that assert a learned direction).
+    """
     spec = ObsSpec("index", 25)
     lams = [0.0, 0.2, 1.0]
     fams = []
@@ -132,7 +138,8 @@ def test_entropy_bound_grows_with_lambda_on_a_fixed_problem():
     lam = torch.tensor(lams).repeat_interleave(2)
     out = train_population(fams[0], init_population(fams), env, cfg, 30, lam=lam, seed=0)
     bound = out["bound"][-5:].mean(0).view(3, 2).mean(1)
-    assert bound[0] < bound[1] < bound[2], bound
+    assert (bound[1:] > bound[0] + 0.1).all(), bound
     probe = torch.arange(25)
+    torch.manual_seed(0)
     div = policy_divergence(fams[0], out["params"], probe, torch.randn(6, 6, 2)).view(3, 2).mean(1)
-    assert div[0] < div[2], div
+    assert (div[1:] > 1.3 * div[0]).all(), div
