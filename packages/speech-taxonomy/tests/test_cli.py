@@ -87,6 +87,41 @@ def test_show_and_list(capsys, mini):
     assert out.split() == ["e_asr", "e_pros_asr", "e_any"]
 
 
+def test_list_filters_by_year_language_task(capsys):
+    from speech_taxonomy.catalogue import load
+    from speech_taxonomy.match import select
+
+    tax = load()
+    code, out, _ = run(capsys, "list", "--year", "2019-2020", "--keys")
+    assert code == 0 and out.split() == [e.key for e in select(tax, year_from=2019, year_to=2020)]
+    assert all(2019 <= tax.evaluations[k].year <= 2020 for k in out.split())
+    code, out, _ = run(capsys, "list", "--year", "2025-", "--task", "duplex", "--keys")
+    assert set(out.split()) == {"full_duplex_bench", "full_duplex_bench_v15"}
+    code, out, _ = run(capsys, "list", "--language", "fr", "--keys")
+    assert "lebenchmark" in out.split() and "pesq" in out.split()  # French, and 'any' language
+    assert "esb" not in out.split()
+    code, out, err = run(capsys, "list", "--year", "2031")
+    assert code == 1 and err.strip() == "no evaluation matches these filters"
+
+
+def test_year_argument_is_checked(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["list", "--year", "2024-2020"])
+    assert e.value.code == 2
+    assert "a year or a range such as 2020-2024" in capsys.readouterr().err
+
+
+def test_export_bibtex_of_a_selection(capsys, tmp_path):
+    code, out, _ = run(capsys, "export", "--format", "bib", "--aspect", "prosody", "--no", "human_judges")
+    from speech_taxonomy.catalogue import load
+    from speech_taxonomy.match import select
+
+    expected = [e.key for e in select(load(), aspect="prosody", forbid=["human_judges"])]
+    assert code == 0 and [line[6:-1] for line in out.splitlines() if line.startswith("@misc{")] == expected
+    code, out, _ = run(capsys, "export", "-f", "bib", "--model", "tts", "-o", str(tmp_path / "tts.bib"))
+    assert code == 0 and (tmp_path / "tts.bib").read_text().count("@misc{") >= 8
+
+
 def test_validate(capsys, mini):
     code, out, _ = run(capsys, "--data", str(mini), "validate")
     assert code == 0 and out.startswith("ok: 7 evaluations in 2 files, 2 model profiles")
@@ -107,6 +142,7 @@ def test_export_to_stdout_and_files(capsys, mini, tmp_path):
     code, out, _ = run(capsys, "--data", str(mini), "export", "-f", "all", "-o", str(tmp_path / "x"))
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
         "coverage.png",
+        "speech-taxonomy.bib",
         "speech-taxonomy.csv",
         "speech-taxonomy.html",
         "speech-taxonomy.json",

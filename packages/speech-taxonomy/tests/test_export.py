@@ -118,3 +118,57 @@ def test_only_the_png_export_imports_matplotlib(mini, tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code, str(mini), str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def _braces_balanced(text: str) -> bool:
+    depth = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+        i += 1
+    return depth == 0
+
+
+def test_bibtex_of_the_whole_catalogue(shipped):
+    from speech_taxonomy.export import to_bibtex
+
+    text = to_bibtex(shipped.evaluations.values())
+    keys = re.findall(r"^@misc\{([a-z0-9_]+),$", text, flags=re.M)
+    assert keys == list(shipped.evaluations)
+    assert _braces_balanced(text)
+    for ev in shipped.evaluations.values():
+        if ev.citation.arxiv:
+            assert f"eprint = {{{ev.citation.arxiv}}}" in text
+
+
+def test_bibtex_escapes_and_fields(mini):
+    from speech_taxonomy.export import bibtex_entry
+    from speech_taxonomy.records import Citation
+
+    tax = load(mini)
+    ev = tax.evaluations["e_abx"]
+    cit = Citation(title="A & B: 100% of {x}_y", year=2024, venue="Proc. #1", doi="10.1/x_y", authors="Doe, Jane")
+    text = bibtex_entry(type(ev)(**{**ev.__dict__, "citation": cit}))
+    assert "title = {{A \\& B: 100\\% of \\{x\\}\\_y}}" in text
+    assert "author = {Doe, Jane}" in text and "note = {Proc. \\#1}" in text
+    assert "doi = {10.1/x_y}" in text and "url = {https://doi.org/10.1/x_y}" in text
+    assert _braces_balanced(text)
+
+
+def test_links_default_to_the_paper(shipped):
+    ev = shipped.evaluations["voicebench"]
+    assert ev.link_map() == {
+        "paper": "https://arxiv.org/abs/2410.17196",
+        "code": "https://github.com/MatthewCYM/VoiceBench",
+        "data": "https://huggingface.co/datasets/hlt-lab/voicebench",
+    }
+    assert shipped.evaluations["visqol"].paper_url() == "https://doi.org/10.1186/s13636-015-0054-9"
+    assert shipped.evaluations["pesq"].paper_url() is None  # an ITU recommendation: no link given
+    linked = [e for e in shipped.evaluations.values() if e.links and (e.links.code or e.links.data or e.links.leaderboard)]
+    assert len(linked) >= 40
