@@ -28,8 +28,8 @@ TAU = 0.2
 
 def looped_reference(z: torch.Tensor, tau: float, method: str = "geometric") -> torch.Tensor:
     """One masked cross-entropy per ordered view pair (a, b): the anchor (i, a) ranks the M K candidates (j, n)
-    with the sample's other views (i, n != b) masked out; then the mean (geometric) or logsumexp - log K
-    (arithmetic) over b."""
+    with the sample's other views (i, n != b) masked out; then over b the mean (geometric), logsumexp - log K
+    (harmonic: the appendix pseudo-code) or -logsumexp(-.) + log(M - 1) (arithmetic)."""
     k, m, _ = z.shape
     z = F.normalize(z, dim=-1)
     scores = torch.einsum("iad,jnd->ianj", z, z) / tau  # [K, M(a), M(n), K(j)]
@@ -48,8 +48,10 @@ def looped_reference(z: torch.Tensor, tau: float, method: str = "geometric") -> 
         stacked = torch.stack(per_b, dim=-1)
         if method == "geometric":
             per_a.append(stacked.mean(-1))
-        else:
+        elif method == "harmonic":
             per_a.append(torch.logsumexp(stacked, -1) - math.log(k))
+        else:  # arithmetic
+            per_a.append(-torch.logsumexp(-stacked, -1) + math.log(m - 1))
     return torch.stack(per_a, -1).mean()
 
 
@@ -101,7 +103,7 @@ def main() -> None:
     for m in (4, 8):
         k = 256 // m
         z = torch.randn(k, m, d, generator=gen).requires_grad_(True)
-        for method in ("geometric", "arithmetic"):
+        for method in ("geometric", "arithmetic", "harmonic"):
             ref = looped_reference(z, TAU, method)
             ours = pvc_loss(z, TAU, method)
             assert torch.allclose(ref, ours, rtol=1e-5, atol=1e-6), (method, ref.item(), ours.item())

@@ -37,7 +37,7 @@ def pairwise(z: torch.Tensor, tau: float) -> dict[tuple[int, int, int], torch.Te
 
 def loss(z: torch.Tensor, tau: float, method: str) -> torch.Tensor:
     k, m, _ = z.shape
-    if method == "multicrop":
+    if method == "all-pairs":
         zn = F.normalize(z, dim=-1)
         total = []
         for a in range(m):
@@ -70,10 +70,11 @@ def loss(z: torch.Tensor, tau: float, method: str) -> torch.Tensor:
             if method == "geometric":
                 per_anchor.append(ls.mean())
             elif method == "arithmetic":
-                per_anchor.append(torch.logsumexp(ls, 0) - math.log(k))
-            elif method == "arithmetic-mean":
                 # -log of the arithmetic mean of the positives' softmax probabilities exp(-l)
                 per_anchor.append(-torch.log(torch.exp(-ls).mean()))
+            elif method == "harmonic":
+                # the appendix pseudo-code: logsumexp of the pairwise losses, minus log K
+                per_anchor.append(torch.logsumexp(ls, 0) - math.log(k))
             else:
                 raise ValueError(method)
     return torch.stack(per_anchor).mean()

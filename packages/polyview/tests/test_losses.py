@@ -28,12 +28,12 @@ def test_m2_equals_lightly_ntxent(tau, k):
     z = embeddings(k, 2, 16, seed=k)
     theirs = NTXentLoss(temperature=tau, memory_bank_size=0)
     v_ref, g_ref = value_and_grad(lambda t: theirs(t[:, 0], t[:, 1]), z)
-    for method in ("geometric", "multicrop", "suffstats", "arithmetic-mean"):
+    for method in ("geometric", "all-pairs", "suffstats", "arithmetic"):
         v, g = value_and_grad(lambda t, method=method: pvc_loss(t, tau, method), z)
         assert v == pytest.approx(v_ref, rel=1e-9, abs=1e-9), method
         torch.testing.assert_close(g, g_ref, rtol=1e-7, atol=1e-9)
-    # Arithmetic PVC at M = 2 is the same loss shifted by the constant -log K
-    v, g = value_and_grad(lambda t: pvc_loss(t, tau, "arithmetic"), z)
+    # the appendix code's (harmonic) form at M = 2 is the same loss shifted by the constant -log K
+    v, g = value_and_grad(lambda t: pvc_loss(t, tau, "harmonic"), z)
     assert v == pytest.approx(v_ref - math.log(k), abs=1e-9)
     torch.testing.assert_close(g, g_ref, rtol=1e-7, atol=1e-9)
     assert simclr_loss(z[:, 0], z[:, 1], tau).item() == pytest.approx(v_ref, abs=1e-9)
@@ -78,7 +78,7 @@ def test_invariant_to_permuting_samples_and_views(method):
     torch.testing.assert_close(pvc_loss(z[perm], 0.2, method), base)
     shared = torch.randperm(4, generator=g)  # the same view permutation for every sample
     torch.testing.assert_close(pvc_loss(z[:, shared], 0.2, method), base)
-    if method in ("geometric", "arithmetic", "arithmetic-mean"):
+    if method in ("geometric", "arithmetic", "harmonic"):
         # the poly-view objectives see each sample's views as a set: each sample may permute its own
         each = torch.stack([torch.randperm(4, generator=g) for _ in range(9)])
         torch.testing.assert_close(pvc_loss(z[torch.arange(9)[:, None], each], 0.2, method), base)
@@ -89,31 +89,39 @@ def test_arithmetic_geometric_relations(m):
     k = 6
     z = embeddings(k, m, 8, seed=m)
     geo = pvc_loss(z, 0.2, "geometric").item()
+    har = pvc_loss(z, 0.2, "harmonic").item()
     ari = pvc_loss(z, 0.2, "arithmetic").item()
-    ari_mean = pvc_loss(z, 0.2, "arithmetic-mean").item()
-    # appendix form: logsumexp_b l = log(M-1) + log mean_b exp(l) >= log(M-1) + mean_b l (Jensen)
-    assert ari + math.log(k) - math.log(m - 1) > geo + 1e-6
+    # appendix (harmonic) form: logsumexp_b l = log(M-1) + log mean_b exp(l) >= log(M-1) + mean_b l (Jensen)
+    assert har + math.log(k) - math.log(m - 1) > geo + 1e-6
     # and logsumexp_b l <= max_b l + log(M-1)
     terms = pairwise_terms(z, 0.2).nan_to_num(float("-inf"))
-    assert ari + math.log(k) <= terms.amax(2).mean().item() + math.log(m - 1) + 1e-9
+    assert har + math.log(k) <= terms.amax(2).mean().item() + math.log(m - 1) + 1e-9
     # arithmetic mean of the positives' probabilities >= their geometric mean, so the loss is lower
-    assert ari_mean < geo - 1e-6
+    assert ari < geo - 1e-6
+    # the three are minus the logs of the arithmetic, geometric and harmonic means of r = exp(-l), per anchor
+    r = torch.exp(-pairwise_terms(z, 0.2).nan_to_num(float("inf")))  # the diagonal (a == b) is 0: dropped
+    am = r.sum(2) / (m - 1)
+    gm = torch.exp(torch.log(r + torch.eye(m, dtype=r.dtype)).sum(2) / (m - 1))
+    hm = (m - 1) / (1 / (r + torch.eye(m, dtype=r.dtype) * 1e300)).sum(2)
+    assert ari == pytest.approx(-am.log().mean().item(), abs=1e-9)
+    assert geo == pytest.approx(-gm.log().mean().item(), abs=1e-9)
+    assert har == pytest.approx(-hm.log().mean().item() + math.log(m - 1) - math.log(k), abs=1e-9)
     # equal pairwise terms (all views of a sample identical): every relation is an equality
     same = embeddings(k, 1, 8, seed=9).expand(k, m, 8)
     geo_s = pvc_loss(same, 0.2, "geometric").item()
-    assert pvc_loss(same, 0.2, "arithmetic").item() == pytest.approx(geo_s + math.log(m - 1) - math.log(k))
-    assert pvc_loss(same, 0.2, "arithmetic-mean").item() == pytest.approx(geo_s)
+    assert pvc_loss(same, 0.2, "harmonic").item() == pytest.approx(geo_s + math.log(m - 1) - math.log(k))
+    assert pvc_loss(same, 0.2, "arithmetic").item() == pytest.approx(geo_s)
 
 
-def test_multicrop_is_the_mean_of_pairwise_simclr_losses():
+def test_all_pairs_is_the_mean_of_pairwise_simclr_losses():
     """Views (0, 1, 0, 1): 8 of the 12 ordered pairs are SimCLR on (view 0, view 1), the rest compare a view
     with a copy of itself."""
     z = embeddings(8, 2, 8, seed=4)
-    simclr = pvc_loss(z, 0.5, "multicrop").item()
-    self0 = pvc_loss(z[:, [0, 0]], 0.5, "multicrop").item()
-    self1 = pvc_loss(z[:, [1, 1]], 0.5, "multicrop").item()
+    simclr = pvc_loss(z, 0.5, "all-pairs").item()
+    self0 = pvc_loss(z[:, [0, 0]], 0.5, "all-pairs").item()
+    self1 = pvc_loss(z[:, [1, 1]], 0.5, "all-pairs").item()
     expected = (8 * simclr + 2 * self0 + 2 * self1) / 12
-    assert pvc_loss(z[:, [0, 1, 0, 1]], 0.5, "multicrop").item() == pytest.approx(expected, abs=1e-12)
+    assert pvc_loss(z[:, [0, 1, 0, 1]], 0.5, "all-pairs").item() == pytest.approx(expected, abs=1e-12)
 
 
 def test_stable_at_tiny_temperature():
@@ -146,7 +154,7 @@ def test_unnormalised_scores():
 
 
 def test_candidate_counts():
-    assert num_candidates("geometric", 256, 2) == 511 == num_candidates("multicrop", 256, 2)
+    assert num_candidates("geometric", 256, 2) == 511 == num_candidates("all-pairs", 256, 2)
     assert num_candidates("geometric", 32, 8) == 8 * 32 - 7
     with pytest.raises(ValueError, match="method"):
         num_candidates("simclr", 4, 2)

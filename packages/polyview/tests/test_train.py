@@ -34,9 +34,9 @@ def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
     summary = read(out, "summary.json")
     assert {c["id"] for c in summary["claims"]} == {
         "mi_pvc_rises",
-        "mi_pvc_closer",
-        "fixed_compute",
-        "fixed_k_more_views",
+        "mi_geometric_closer",
+        "fixed_compute_m4",
+        "fixed_k_m4",
     }
     for c in summary["claims"]:
         assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed"}
@@ -51,8 +51,15 @@ def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
     fc = res["digits"]["fixed_compute"]
     assert {m: v["k"] for m, v in fc.items()} == {"2": 32, "4": 16}
     assert all(len(v["probe_acc_seeds"]) == 2 and 0.1 < v["probe_acc"] <= 1 for v in fc.values())
-    claim = next(c for c in summary["claims"] if c["id"] == "fixed_compute")
+    # every claim is measured over seeds against a control arm, decided on its interval
+    claim = next(c for c in summary["claims"] if c["id"] == "fixed_compute_m4")
     assert claim["value"] == pytest.approx(100 * (fc["4"]["probe_acc"] - fc["2"]["probe_acc"]))
+    assert claim["seeds"] == 2 and claim["control"]["values"] == pytest.approx(
+        [100 * a for a in fc["2"]["probe_acc_seeds"]]
+    )
+    for c in summary["claims"]:
+        assert c["control"]["name"] and len(c["interval"]) == 2 and c["seeds"] == 2
+    assert len(res["mi"]["arms"]["all-pairs/m4"]["loss_estimate_seeds"]) == 2
     keys = {r.get("arm") for r in rows(out)}
     assert {"digits/m2-k32", "digits/m4-k16", "digits/m2-k16"} <= keys
     assert read(out, "config.json")["preset"] == "smoke"

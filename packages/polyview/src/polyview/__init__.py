@@ -12,7 +12,7 @@ from .encoders import ContrastiveModel, ProjectionHead, SeedMLP, cnn_model, mlp_
 from .losses import (
     METHODS,
     PolyViewLoss,
-    multicrop_loss,
+    all_pairs_loss,
     num_candidates,
     pairwise_terms,
     pvc_loss,
@@ -31,7 +31,7 @@ __all__ = [
     "gather_with_grad",
     "image_views",
     "mlp_model",
-    "multicrop_loss",
+    "all_pairs_loss",
     "num_candidates",
     "pairwise_terms",
     "pvc_loss",

@@ -10,13 +10,21 @@ other views are left out), ``M K - (M - 1)`` of them::
 
     l[i, a, b] = -s(ia, ib) + log( exp s(ia, ib) + sum_{j != i} sum_n exp s(ia, jn) )
 
-- Geometric PVC:   ``L_G = 1/(K M) sum_i sum_a 1/(M-1) sum_{b != a} l[i, a, b]``
-- Arithmetic PVC:  ``L_A = 1/(K M) sum_i sum_a [ logsumexp_{b != a} l[i, a, b] - log K ]`` (the appendix code)
-- ``arithmetic-mean``: the other reading of "arithmetic", ``-logsumexp_{b != a}(-l[i, a, b]) + log(M - 1)``,
-  minus the log of the arithmetic mean of the positives' softmax probabilities. Which one the paper's text means
-  is not confirmed here (see the README); both are offered, ``arithmetic`` is the appendix code's.
-- Multi-crop: the mean over ordered view pairs ``(a, b)`` of the two-view SimCLR loss of anchor ``(i, a)``,
-  whose candidates are ``(i, b)`` and ``(j, a), (j, b)`` for ``j != i`` (``2K - 1`` of them).
+With ``r[i, a, b] = exp(-l[i, a, b])`` (the positive's softmax probability, a density-ratio estimate up to the
+candidate count), the objectives aggregate the ``M - 1`` ratios of each anchor by a mean:
+
+- Geometric PVC (``geometric``): minus the log of their geometric mean,
+  ``L_G = 1/(K M) sum_i sum_a 1/(M-1) sum_{b != a} l[i, a, b]``.
+- Arithmetic PVC (``arithmetic``): minus the log of their arithmetic mean,
+  ``L_A = 1/(K M) sum_i sum_a [ -logsumexp_{b != a}(-l[i, a, b]) + log(M - 1) ]``. The name and the derivation
+  (one-vs-rest MI with the arithmetic mean of the pairwise ratios as critic) give this form; see the README.
+- ``harmonic``: the form of the appendix pseudo-code as public copies carry it,
+  ``1/(K M) sum_i sum_a [ logsumexp_{b != a} l[i, a, b] - log K ]``: minus the log of the *harmonic* mean of
+  the ratios, plus ``log(M - 1) - log K``. Kept under the name of what it computes.
+- All pairs (``all-pairs``): the mean over ordered view pairs ``(a, b)`` of the two-view SimCLR loss of anchor
+  ``(i, a)``, whose candidates are ``(i, b)`` and ``(j, a), (j, b)`` for ``j != i`` (``2K - 1`` of them). This is
+  the paper's "multi-crop" baseline in the sense of averaging pairwise losses over all views; it is not SwAV or
+  DINO's local-global multi-crop (there are no small crops here).
 - Sufficient statistics: anchor ``(i, a)`` against ``T[j, a] = normalise(mean_{b != a} z[j, b])``, the
   statistic of sample ``j``'s other views, with the anchor view of the other samples ``z[j, a], j != i`` as
   further negatives (``2K - 1`` candidates). At ``M = 2`` every objective here is SimCLR's NT-Xent.
@@ -43,7 +51,7 @@ from torch import nn
 
 from .distributed import gather_with_grad
 
-METHODS = ("geometric", "arithmetic", "arithmetic-mean", "multicrop", "suffstats")
+METHODS = ("geometric", "arithmetic", "harmonic", "all-pairs", "suffstats")
 NEG_INF = float("-inf")
 
 
@@ -177,19 +185,20 @@ def pvc_loss(
 ) -> torch.Tensor:
     """A poly-view contrastive loss of embeddings ``z`` shaped ``[K, M, d]`` (``M >= 2``).
 
-    ``method``: ``geometric`` (Geometric PVC, the default), ``arithmetic`` (Arithmetic PVC as in the paper's
-    appendix code), ``arithmetic-mean`` (the arithmetic-mean-of-probabilities reading), ``multicrop`` (the mean
-    of pairwise SimCLR losses) or ``suffstats`` (each view against the statistic of the other views).
+    ``method``: ``geometric`` (Geometric PVC, the default), ``arithmetic`` (Arithmetic PVC: minus the log of
+    the arithmetic mean of the positives' probabilities), ``harmonic`` (the appendix pseudo-code's form: the
+    harmonic mean, shifted by ``-log K``), ``all-pairs`` (the mean of pairwise SimCLR losses) or ``suffstats``
+    (each view against the statistic of the other views).
     ``tau``: the temperature. ``normalize``: L2-normalise ``z`` first (cosine similarities; SimCLR's choice).
     ``gather``: under ``torch.distributed``, contrast this rank's samples against every rank's (call with the
     same ``K`` on every rank and average gradients over ranks, as DDP does). ``reduction``: ``mean`` (a scalar)
     or ``none`` (one value per sample, averaged over its views, shaped ``[K]``).
 
-    At ``M = 2`` every method is NT-Xent (SimCLR), ``arithmetic`` being shifted by ``-log K``.
+    At ``M = 2`` every method is NT-Xent (SimCLR), ``harmonic`` being shifted by ``-log K``.
     """
     _check(z, tau, method, reduction)
-    if method == "multicrop":
-        return multicrop_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
+    if method == "all-pairs":
+        return all_pairs_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
     if method == "suffstats":
         return suffstats_loss(z, tau, normalize=normalize, gather=gather, reduction=reduction)
     b = _prepare(z, tau, normalize, gather)
@@ -199,14 +208,14 @@ def pvc_loss(
     if method == "geometric":
         per_anchor = (terms * off).sum(2) / (m - 1)
     elif method == "arithmetic":
-        per_anchor = torch.logsumexp(terms.masked_fill(~off, NEG_INF), dim=2) - math.log(b.keys.shape[0])
-    else:  # arithmetic-mean
         per_anchor = -torch.logsumexp((-terms).masked_fill(~off, NEG_INF), dim=2) + math.log(m - 1)
+    else:  # harmonic (the appendix pseudo-code)
+        per_anchor = torch.logsumexp(terms.masked_fill(~off, NEG_INF), dim=2) - math.log(b.keys.shape[0])
     return _reduce(per_anchor.mean(1), reduction)
 
 
 @_float32
-def multicrop_loss(
+def all_pairs_loss(
     z: torch.Tensor,
     tau: float = 0.2,
     *,
@@ -214,12 +223,13 @@ def multicrop_loss(
     gather: bool = False,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Multi-crop SimCLR: the mean over ordered view pairs ``(a, b)`` of the two-view NT-Xent loss.
+    """All pairs: the mean over ordered view pairs ``(a, b)`` of the two-view NT-Xent loss (the paper's
+    "multi-crop" baseline: every view is a full view, not SwAV/DINO's small local crops).
 
     For the pair ``(a, b)`` the anchor ``(i, a)`` has the positive ``(i, b)`` and the negatives ``(j, a)`` and
     ``(j, b)`` for ``j != i``: per view pair it is exactly SimCLR on views ``a`` and ``b``.
     """
-    _check(z, tau, "multicrop", reduction)
+    _check(z, tau, "all-pairs", reduction)
     b = _prepare(z, tau, normalize, gather)
     m = z.shape[1]
     pos = _positives(b)  # [k, M, M]
@@ -280,7 +290,7 @@ def num_candidates(method: str, k: int, m: int) -> int:
     """How many candidates (the positive included) each softmax of ``method`` ranks, for ``K`` samples."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method in ("multicrop", "suffstats"):
+    if method in ("all-pairs", "suffstats"):
         return 2 * k - 1
     return m * k - (m - 1)
 

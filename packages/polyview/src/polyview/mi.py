@@ -9,8 +9,8 @@ Data: ``x ~ N(0, I_d)``, views ``v_a = x + sigma * e_a`` (``e_a ~ N(0, I_d)``, i
 A small MLP critic ``g`` is trained with each objective at each M; on fresh batches we then report
 
 - ``loss_estimate``: log(number of candidates) minus the objective's per-anchor loss, the InfoNCE reading of the
-  loss. For Arithmetic PVC the per-anchor loss is ``logsumexp_b l[i, a, b] - log(M - 1)`` (its definition
-  without the constant ``-log K``, so that equal pairwise terms give the Geometric value);
+  loss. For the appendix code's (``harmonic``) form the per-anchor loss is ``logsumexp_b l[i, a, b] - log(M - 1)``
+  (its definition without the constant ``-log K``, so that equal pairwise terms give the Geometric value);
 - ``ovr_estimate``: the one-vs-rest InfoNCE lower bound with the critic aggregated over the other views,
   ``F(v_a, V_{!=a}) = mean_b g(v_a) . g(v_b) / tau`` (the geometric mean of the pairwise density ratios) and
   the K samples' rest-sets as candidates: ``log K - CE``. This one is a valid lower bound on the one-vs-rest MI
@@ -71,8 +71,8 @@ def critic(arm: MIArm) -> nn.Module:
 
 
 def per_anchor_loss(z: torch.Tensor, tau: float, method: str) -> float:
-    """The objective's mean per-anchor loss, with Arithmetic PVC's constant ``-log K`` put back (see above)."""
-    if method != "arithmetic":
+    """The objective's mean per-anchor loss; the ``harmonic`` form's constant ``-log K`` is put back (see above)."""
+    if method != "harmonic":
         return pvc_loss(z, tau, method).item()
     m = z.shape[1]
     terms = pairwise_terms(z, tau)
