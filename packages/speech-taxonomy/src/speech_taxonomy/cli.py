@@ -112,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("axes", help="the three vocabularies with definitions and provenance")
     sub.add_parser("models", help="the example model profiles")
     sub.add_parser("validate", help="check schema, vocabularies, duplicates, consistency and orthogonality")
+    s = sub.add_parser(
+        "summary", help="the paper's gap statements checked on the catalogue, as the core's summary.json"
+    )
+    s.add_argument("--out", "-o", help="file to write (default: stdout)")
     s = sub.add_parser("copy-data", help="copy the data folder in use to DIR, to edit or `add` to it")
     s.add_argument("dest", metavar="DIR", help="a folder that does not exist yet")
 
@@ -310,6 +314,12 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_summary(args) -> int:
+    from .summary import run_summary
+
+    return run_summary(_load(args), args.out)
+
+
 def cmd_copy_data(args) -> int:
     import shutil
     from pathlib import Path
@@ -352,6 +362,7 @@ COMMANDS = {
     "validate": cmd_validate,
     "add": cmd_add,
     "copy-data": cmd_copy_data,
+    "summary": cmd_summary,
     "export": cmd_export,
 }
 

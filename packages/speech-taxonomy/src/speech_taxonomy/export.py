@@ -103,11 +103,18 @@ def axes_markdown(tax: Taxonomy) -> str:
         "protocol": "Axis 3 - task or protocol requirements (what the evaluator must supply)",
     }
     for axis, title in titles.items():
-        out += [f"### {title}", "", "| value | definition | provenance |", "|---|---|---|"]
+        if axis == "capability":
+            out += [f"### {title}", "", "| value | kind | definition | provenance |", "|---|---|---|---|"]
+        else:
+            out += [f"### {title}", "", "| value | definition | provenance |", "|---|---|---|"]
         for v in getattr(tax.vocabulary, axis):
             name = f"{v.parent} / **{v.id}**" if v.parent else f"**{v.id}**"
             prov = f'paper ("{v.paper_term}")' if v.paper_term else v.provenance
-            out.append(f"| {name} | {_md(v.definition)} | {prov} |")
+            definition = _md(v.definition)
+            if v.requires_capability:
+                definition += f" *Requires of the model: {', '.join(v.requires_capability)}.*"
+            kind = f" {v.kind} |" if axis == "capability" else ""
+            out.append(f"| {name} |{kind} {definition} | {prov} |")
         out.append("")
     return "\n".join(out)
 
@@ -205,7 +212,7 @@ def heatmap_png(tax: Taxonomy, path: str | Path) -> Path:
 
     rows, cols, matrix = coverage_matrix(tax)
     labels = [f"{tax.parent_of[r]} / {r}" if tax.parent_of[r] else r for r in rows]
-    fig, axes = figure(1, 1, width=7.2, height=0.26 * len(rows) + 1.6)
+    fig, axes = figure(1, 1, width=7.6, height=0.26 * len(rows) + 2.0)
     ax = axes[0, 0]
     ax.grid(False)
     vmax = max(max(r) for r in matrix) or 1
@@ -221,7 +228,14 @@ def heatmap_png(tax: Taxonomy, path: str | Path) -> Path:
                 fontsize=7,
                 color="white" if v > vmax * 0.6 else "black",
             )
-    ax.set_xticks(range(len(cols)), [c.replace("_like", "-like").replace("_", " ") for c in cols], fontsize=8)
+    ax.set_xticks(
+        range(len(cols)),
+        [c.replace("_like", "").replace("_", " ") for c in cols],
+        fontsize=8,
+        rotation=35,
+        ha="left",
+        rotation_mode="anchor",
+    )
     ax.xaxis.tick_top()
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     prev = None
@@ -233,7 +247,7 @@ def heatmap_png(tax: Taxonomy, path: str | Path) -> Path:
     ax.set_title(
         f"Evaluations per aspect ({len(tax.evaluations)} in the catalogue) that each model can take",
         fontsize=9,
-        pad=28,
+        pad=40,
     )
     fig.tight_layout()
     path = Path(path)
