@@ -5,8 +5,9 @@
     uv run nox -k ema-scale         # one member's sessions
     uv run nox -s "bench(package='ema-scale')"
 
-Each member's tests run in a venv of their own, synced from the lock with ``--exact``: a package whose code imports
-something it did not declare fails its own session. ``wheel`` installs the member's and the core's wheels into a
+Each member's tests run in a venv of their own, synced from the lock with ``--exact`` from the member's
+dependencies and its own ``test`` dependency group: a package whose code imports something it did not declare
+fails its own session, and a test-only reference of one member (transformers, lightly) is absent from the others. ``wheel`` installs the member's and the core's wheels into a
 fresh venv with the lock's pinned third-party requirements and no workspace, then runs ``train --help``.
 """
 
@@ -42,6 +43,13 @@ NAMES = list(MEMBERS)
 ENV = {"PYTHONDONTWRITEBYTECODE": None}  # unset: compiled bytecode halves torch's import time
 
 
+def _test_group(package: str) -> str:
+    """The member's own `test` dependency group (what its tests need beyond its dependencies), or the root's
+    `dev` tools for a member that declares none."""
+    data = tomllib.loads((MEMBERS[package] / "pyproject.toml").read_text())
+    return "test" if "test" in data.get("dependency-groups", {}) else "dev"
+
+
 def _sync(session: nox.Session, package: str) -> None:
     extras = [a for e in TEST_EXTRAS.get(package, []) for a in ("--extra", e)]
     session.run_install(
@@ -51,7 +59,7 @@ def _sync(session: nox.Session, package: str) -> None:
         "--package",
         package,
         "--group",
-        "dev",
+        _test_group(package),
         "--exact",
         *extras,
         f"--python={session.virtualenv.location}",
@@ -66,7 +74,16 @@ def tests(session: nox.Session, package: str) -> None:
     """The member's test suite (slow tests included), in its own exact venv."""
     _sync(session, package)
     folder = MEMBERS[package]
-    session.run("python", "-m", "pytest", str(folder / "tests"), "-q", *session.posargs, env=ENV)
+    # PAPERKIT_EXACT_VENV tells the suites that this venv holds exactly the member and its test group
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        str(folder / "tests"),
+        "-q",
+        *session.posargs,
+        env={**ENV, "PAPERKIT_EXACT_VENV": "1"},
+    )
 
 
 # `train --help` in a venv holding only PACKAGE must select PACKAGE; show what it printed when it does not
@@ -142,13 +159,13 @@ def wheel(session: nox.Session, package: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole repository (the lock's ruff)."""
+    """ruff check and ruff format --check over the whole repository (the lock's ruff, and nothing else)."""
     session.run_install(
         "uv",
         "sync",
         "--locked",
         "--only-group",
-        "dev",
+        "lint",
         f"--python={session.virtualenv.location}",
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
         silent=True,

@@ -5,7 +5,9 @@
     git diff --name-only A B | python ci/affected.py -   # or a list of paths on stdin
 
 A change to the core, the lock, the root (pyproject.toml, noxfile.py, .python-version), ci/ or the workflows
-selects every member; a change under packages/NAME selects NAME; documentation (*.md, docs/ folders) selects none.
+selects every member; any change under packages/NAME selects NAME (its README and docs/ included: its tests read
+them, e.g. the README's results table is checked against docs/default-summary.json); documentation outside the
+members (the root README, other top-level *.md) selects none.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def members() -> dict[str, str]:
 
 
 def is_docs(path: str) -> bool:
+    """Documentation that no test reads: top-level prose and images outside every member."""
     p = Path(path)
-    return p.suffix.lower() in (".md", ".rst", ".txt", ".png") or "docs" in p.parts
+    return len(p.parts) == 1 and p.suffix.lower() in (".md", ".rst", ".txt", ".png")
 
 
 def affected(paths: list[str]) -> list[str]:
@@ -58,13 +61,22 @@ def affected(paths: list[str]) -> list[str]:
         for folder, name in found.items():
             if path.startswith(folder):
                 selected.add(name)
+                break
+        else:
+            if not path.startswith("packages/"):  # an unknown top-level file: be safe, test everything
+                return every
     return sorted(selected)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("source", nargs="?", default=None, help="'-' to read paths from stdin")
-    ap.add_argument("--base", default="origin/main", help="git ref to diff against (merge base with HEAD)")
+    ap.add_argument(
+        "--base",
+        default="origin/main",
+        help="git ref to diff against (merge base with HEAD): the push's `before` commit, or the PR's base branch; "
+        "an all-zero or unknown ref selects every member",
+    )
     args = ap.parse_args()
     if args.source == "-":
         paths = sys.stdin.read().splitlines()

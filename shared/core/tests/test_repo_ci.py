@@ -1,7 +1,12 @@
 """The repository's CI helper: which members a change affects."""
 
 import importlib.util
+import os
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 spec = importlib.util.spec_from_file_location("affected", ROOT / "ci" / "affected.py")
@@ -28,7 +33,37 @@ def test_package_change_selects_that_package_only():
     assert affected(["packages/ema-scale/src/ema_scale/rules.py"]) == ["ema-scale"]
 
 
-def test_docs_only_change_selects_nothing():
-    assert (
-        affected(["README.md", "packages/ema-scale/README.md", "packages/ema-scale/docs/parabola.png"]) == []
+def test_top_level_docs_select_nothing_but_a_members_readme_and_docs_are_code():
+    assert affected(["README.md", "CONTRIBUTING.md"]) == []
+    # a member's README is read by its tests (results table vs docs/default-summary.json, polyview's example)
+    assert affected(["packages/polyview/README.md"]) == ["polyview"]
+    assert affected(["packages/ema-scale/docs/default-summary.json"]) == ["ema-scale"]
+    assert affected(["packages/policy-transfer/src/policy_transfer/docs/x.py"]) == ["policy-transfer"]
+    assert affected(["some-new-top-level-file.py"]) == ALL
+
+
+def test_the_workflow_diffs_against_the_push_before_commit_and_is_bounded():
+    text = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "github.event.before" in text and "HEAD~1" not in text
+    assert "timeout-minutes" in text and "permissions:" in text and "prune-cache: true" not in text
+
+
+@pytest.mark.skipif(
+    os.environ.get("PAPERKIT_EXACT_VENV") != "1", reason="only in the core's own exact venv (nox)"
+)
+def test_the_cores_test_venv_holds_no_members_test_references():
+    for name in ("timm", "lightly", "transformers"):
+        assert importlib.util.find_spec(name) is None, f"{name} is in the core's test venv"
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="needs uv on PATH")
+def test_cpu_requirements_leave_out_the_cuda_stack_and_keep_the_rest():
+    p = subprocess.run(
+        [str(ROOT / "ci" / "cpu_requirements.sh"), "ema-scale"], capture_output=True, text=True, timeout=120
     )
+    assert p.returncode == 0, p.stderr
+    names = [line.split("==")[0] for line in p.stdout.splitlines() if "==" in line]
+    assert "timm" in names and "numpy" in names
+    assert not [
+        n for n in names if n in ("torch", "torchvision", "triton") or n.startswith(("nvidia-", "cuda-"))
+    ]

@@ -31,12 +31,9 @@ def limit_threads(n: int):
     previous = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(n)
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(n)
     try:
         with limits:
             yield
