@@ -19,9 +19,10 @@ from speech_taxonomy.match import counted, select, which
 from speech_taxonomy.page import to_html
 
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(
-    BROWSER is None, reason="chromium is not installed (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.skipif(BROWSER is None, reason="chromium is not installed (apt-get install chromium)"),
+    pytest.mark.slow,  # a browser start per case: 1-4 s each
+]
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -154,7 +155,10 @@ def test_year_language_task_filters_equal_the_library(page):
         ("from=2024&to=2024", dict(year_from=2024, year_to=2024)),
         ("language=french", dict(language="french")),
         ("task=translation&from=2020", dict(task="translation", year_from=2020)),
-        ("language=en&kind=metric&exclude=human_judges", dict(language="en", kind="metric", forbid=["human_judges"])),
+        (
+            "language=en&kind=metric&exclude=human_judges",
+            dict(language="en", kind="metric", forbid=["human_judges"]),
+        ),
     ]
     for fragment, kw in cases:
         expected = [e.key for e in select(tax, **kw)]
@@ -179,14 +183,20 @@ def test_sort_by_year_descending_then_key(page):
 
 def test_heatmap_and_bibtex_follow_the_filters(page):
     tax = page[0]
-    fragment, kw = "aspect=interaction&exclude=human_judges", dict(aspect="interaction", forbid=["human_judges"])
+    fragment, kw = (
+        "aspect=interaction&exclude=human_judges",
+        dict(aspect="interaction", forbid=["human_judges"]),
+    )
     p = dom(page, fragment)
     sel = select(tax, **kw)
     for leaf in tax.leaves:
         assert p.heat[(leaf, "")] == sum(leaf in e.aspects for e in sel), leaf
         for m in tax.models.values():
             fits = set(which(tax, m.capabilities, cascades=False).keys())
-            assert p.heat[(leaf, m.key)] == sum(leaf in e.aspects and e.key in fits for e in sel), (leaf, m.key)
+            assert p.heat[(leaf, m.key)] == sum(leaf in e.aspects and e.key in fits for e in sel), (
+                leaf,
+                m.key,
+            )
     shown_keys = [k for k, hidden in p.rows if not hidden]
     assert p.bibtex.strip() == to_bibtex([tax.evaluations[k] for k in shown_keys]).strip()
     assert p.bibtex.count("@misc{") == len(sel) > 0

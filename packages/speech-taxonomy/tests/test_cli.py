@@ -251,7 +251,9 @@ def test_show_is_case_insensitive_and_suggests(capsys):
     code, out, _ = run(capsys, "show", "SUPERB")
     assert code == 0 and out.startswith("SUPERB  (superb, benchmark, 2021)")
     code, _, err = run(capsys, "show", "superbb")
-    assert code == 2 and err.startswith("speech-taxonomy: error: no evaluation 'superbb'; did you mean superb")
+    assert code == 2 and err.startswith(
+        "speech-taxonomy: error: no evaluation 'superbb'; did you mean superb"
+    )
 
 
 def test_add_dry_run_writes_nothing(capsys, mini, tmp_path):

@@ -153,7 +153,9 @@ def test_bibtex_escapes_and_fields(mini):
 
     tax = load(mini)
     ev = tax.evaluations["e_abx"]
-    cit = Citation(title="A & B: 100% of {x}_y", year=2024, venue="Proc. #1", doi="10.1/x_y", authors="Doe, Jane")
+    cit = Citation(
+        title="A & B: 100% of {x}_y", year=2024, venue="Proc. #1", doi="10.1/x_y", authors="Doe, Jane"
+    )
     text = bibtex_entry(type(ev)(**{**ev.__dict__, "citation": cit}))
     assert "title = {{A \\& B: 100\\% of \\{x\\}\\_y}}" in text
     assert "author = {Doe, Jane}" in text and "note = {Proc. \\#1}" in text
@@ -170,5 +172,9 @@ def test_links_default_to_the_paper(shipped):
     }
     assert shipped.evaluations["visqol"].paper_url() == "https://doi.org/10.1186/s13636-015-0054-9"
     assert shipped.evaluations["pesq"].paper_url() is None  # an ITU recommendation: no link given
-    linked = [e for e in shipped.evaluations.values() if e.links and (e.links.code or e.links.data or e.links.leaderboard)]
+    linked = [
+        e
+        for e in shipped.evaluations.values()
+        if e.links and (e.links.code or e.links.data or e.links.leaderboard)
+    ]
     assert len(linked) >= 40

@@ -26,19 +26,42 @@ PROFILES = {
         "never": {"voicebench", "dynamic_superb", "cvss", "mos", "speech_ifeval", "full_duplex_bench"},
     },
     "gslm_like": {
-        "fit": {"zr_swuggy", "zr_sblimp", "storycloze", "salmon", "prosaudit", "gslm_continuation", "expresso"},
+        "fit": {
+            "zr_swuggy",
+            "zr_sblimp",
+            "storycloze",
+            "salmon",
+            "prosaudit",
+            "gslm_continuation",
+            "expresso",
+        },
         "cascade": set(),
         "never": {"asr_bleu", "cvss", "covost2", "voicebench", "open_asr", "spoken_squad", "esb", "fleurs"},
     },
     "moshi_like": {
-        "fit": {"full_duplex_bench", "full_duplex_bench_v15", "talking_turns", "uro_bench", "voxeval", "salmon"},
+        "fit": {
+            "full_duplex_bench",
+            "full_duplex_bench_v15",
+            "talking_turns",
+            "uro_bench",
+            "voxeval",
+            "salmon",
+        },
         # the spoken answer is transcribed and scored as text: the model still answers
         "cascade": {"voicebench", "sd_eval", "adu_bench"},
         # consistent requirements: FLEURS and ESB share a fine-tuning protocol, so neither fits (issue 16)
         "never": {"asr_bleu", "cvss", "covost2", "fleurs", "esb", "codec_superb", "open_asr", "superb"},
     },
     "tts_like": {
-        "fit": {"seedtts_eval", "ttsds", "emergenttts_eval", "speaker_similarity", "utmos", "mos", "wer_generated"},
+        "fit": {
+            "seedtts_eval",
+            "ttsds",
+            "emergenttts_eval",
+            "speaker_similarity",
+            "utmos",
+            "mos",
+            "wer_generated",
+        },
         "cascade": set(),
         "never": {
             # the seven "fits via a cascade" of issue 16
@@ -128,7 +151,10 @@ def test_same_protocol_same_requirements(shipped):
             if p.id in ev.protocol:
                 assert set(p.requires_capability) <= set(ev.capabilities_required), (p.id, ev.key)
     fine_tuned = {"fleurs", "slue", "slue2", "slurp", "fluent_speech_commands", "speech_commands", "esb"}
-    reqs = {k: (shipped.evaluations[k].capabilities_required, shipped.evaluations[k].capabilities_any_of) for k in fine_tuned}
+    reqs = {
+        k: (shipped.evaluations[k].capabilities_required, shipped.evaluations[k].capabilities_any_of)
+        for k in fine_tuned
+    }
     assert len({repr(v) for v in reqs.values()}) == 1, reqs
     for m in shipped.models.values():  # so every model fits all of them or none
         got = {k for k in fine_tuned if k in which(shipped, m.capabilities).keys("fit")}
@@ -141,5 +167,7 @@ def test_evaluations_with_speech_input_name_their_task(shipped):
     tasks = shipped.task_capabilities()
     for ev in shipped.evaluations.values():
         if "speech_input" in ev.all_capabilities():
-            named = tasks & set(ev.capabilities_required) or any(set(g) <= tasks for g in ev.capabilities_any_of)
+            named = tasks & set(ev.capabilities_required) or any(
+                set(g) <= tasks for g in ev.capabilities_any_of
+            )
             assert named, ev.key

@@ -42,7 +42,9 @@ def test_warm_which_does_not_import_pydantic(shipped_copy):
     )
     env = {**os.environ}
     runs = [
-        subprocess.run([sys.executable, "-c", code, str(shipped_copy)], capture_output=True, text=True, env=env)
+        subprocess.run(
+            [sys.executable, "-c", code, str(shipped_copy)], capture_output=True, text=True, env=env
+        )
         for _ in range(2)
     ]
     assert all(r.returncode == 0 for r in runs), runs[0].stderr

@@ -166,7 +166,9 @@ def test_a_float_year_is_refused(tmp_path, fresh):
 
 def test_protocol_implies_capability_in_every_entry(tmp_path, fresh):
     vocab, evals, _ = fresh
-    next(p for p in vocab["protocol"] if p["id"] == "probe")["requires_capability"] = ["reps"]  # e_probe has it
+    next(p for p in vocab["protocol"] if p["id"] == "probe")["requires_capability"] = [
+        "reps"
+    ]  # e_probe has it
     next(p for p in vocab["protocol"] if p["id"] == "ft")["requires_capability"] = ["reps"]  # e_any lacks it
     assert only(problems_of(tmp_path, vocab, evals)) == (
         "evaluations/b.toml: evaluation 'e_any' (#2), field 'capabilities_required': protocol 'ft' needs 'reps' "
@@ -287,9 +289,9 @@ def test_shipped_model_profiles_cover_the_eight_kinds(shipped):
     assert caps["hubert_like"] == {"frozen_representations", "fine_tunable"}
     assert {"speech_output", "sequence_likelihood", "speech_continuation"} <= caps["gslm_like"]
     assert {"full_duplex", "streaming"} <= caps["moshi_like"]
-    assert {"speech_input", "text_output", "transcription"} <= caps["whisper_like"] and "speech_output" not in caps[
+    assert {"speech_input", "text_output", "transcription"} <= caps[
         "whisper_like"
-    ]
+    ] and "speech_output" not in caps["whisper_like"]
     assert {"speech_input", "text_input", "text_output", "response_generation"} <= caps["speech_assistant"]
     assert caps["tts_like"] == {"text_input", "speech_output", "speech_synthesis", "voice_conditioning"}
     assert "resynthesis" in caps["codec_like"] and "translation" in caps["s2st_like"]

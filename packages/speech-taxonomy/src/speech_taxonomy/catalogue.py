@@ -21,8 +21,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import records
-from .records import AXES, AXIS_TITLES, EVALUATION_AXIS_FIELDS, AxisValue, Evaluation, ModelProfile, Vocabulary
+from .records import (
+    AXES,
+    AXIS_TITLES,
+    EVALUATION_AXIS_FIELDS,
+    AxisValue,
+    Evaluation,
+    ModelProfile,
+    Vocabulary,
+)
 
 ENV = "SPEECH_TAXONOMY_DATA"
 CACHE_ENV = "SPEECH_TAXONOMY_CACHE"  # folder for the record of validated data; "off" disables it
@@ -161,7 +168,11 @@ class Taxonomy:
         }
         close = dict.fromkeys(pool[c] for c in difflib.get_close_matches(norm, list(pool), n=3, cutoff=0.5))
         close |= dict.fromkeys(k for k in self.evaluations if k.startswith(norm))
-        hint = f"; did you mean {', '.join(list(close)[:4])}?" if close else "; see `speech-taxonomy list --keys`"
+        hint = (
+            f"; did you mean {', '.join(list(close)[:4])}?"
+            if close
+            else "; see `speech-taxonomy list --keys`"
+        )
         raise LookupError(f"no evaluation {name!r}{hint}")
 
     def task_capabilities(self) -> set[str]:
@@ -173,7 +184,9 @@ class Taxonomy:
         return {
             "format": JSON_FORMAT,
             "vocabulary": self.vocabulary.to_dict(),
-            "evaluations": [{"file": self.files.get(k, ""), **e.to_dict()} for k, e in self.evaluations.items()],
+            "evaluations": [
+                {"file": self.files.get(k, ""), **e.to_dict()} for k, e in self.evaluations.items()
+            ],
             "models": [m.to_dict() for m in self.models.values()],
         }
 

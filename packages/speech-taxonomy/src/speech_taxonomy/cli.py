@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
 
     def filters(sp: argparse.ArgumentParser) -> None:
-        g = sp.add_argument_group("filters (all optional, combined with AND; the HTML page has the same ones)")
+        g = sp.add_argument_group(
+            "filters (all optional, combined with AND; the HTML page has the same ones)"
+        )
         g.add_argument("--aspect", "-a", help="aspect leaf or parent")
         g.add_argument("--capability", help="evaluations requiring this capability")
         g.add_argument("--protocol", help="evaluations using this protocol requirement")
@@ -103,7 +105,9 @@ def _parser() -> argparse.ArgumentParser:
         )
         g.add_argument("--year", type=_years, metavar="Y|Y1-Y2|Y1-|-Y2", help="first public year, or a range")
         g.add_argument("--language", help="a language as a word of the entry's languages (en, English, ...)")
-        g.add_argument("--task", help="text in the entry's name, tasks or metrics (ASR, question answering, ...)")
+        g.add_argument(
+            "--task", help="text in the entry's name, tasks or metrics (ASR, question answering, ...)"
+        )
 
     s = sub.add_parser("list", help="the catalogue, filtered (by axis, model, year, language, task)")
     filters(s)

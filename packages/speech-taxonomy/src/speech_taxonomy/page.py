@@ -185,13 +185,9 @@ def _options(values: list[tuple[str, str]], blank: str) -> str:
     )
 
 
-def _heat_color(v: int, vmax: int) -> str:
-    if v == 0:
-        return "#ffffff"
-    t = v / vmax
-    # white -> deep blue
-    r, g, b = (int(255 - t * (255 - c)) for c in (33, 102, 172))
-    return f"#{r:02x}{g:02x}{b:02x}"
+def _heat_bg(v: int, vmax: int) -> str:
+    """The cell colour the page's script computes too: deeper blue for more evaluations."""
+    return f"rgba(33,102,172,{min(1, 0.15 + v / vmax):.2f})" if v else "#fff"
 
 
 def _links(ev) -> str:
@@ -240,7 +236,7 @@ def to_html(tax: Taxonomy) -> str:
             f'data-languages="{escape("|".join(x.lower() for x in ev.languages))}" '
             f'data-tasks="{escape(tasks)}" data-text="{escape(text)}">'
             f'<td class="k">{escape(ev.key)}</td>'
-            f'<td>{escape(ev.name)}<br><small>{escape(ev.kind)}; {escape(", ".join(ev.languages))}</small></td>'
+            f"<td>{escape(ev.name)}<br><small>{escape(ev.kind)}; {escape(', '.join(ev.languages))}</small></td>"
             f'<td data-label="year">{ev.year}</td><td data-label="aspects">{_tags(ev.aspects)}</td>'
             f'<td data-label="capabilities">{_tags(caps_text, "c")}</td>'
             f'<td data-label="protocol">{_tags(ev.protocol, "p")}</td>'
@@ -265,7 +261,7 @@ def to_html(tax: Taxonomy) -> str:
             current = parent
         cells = "".join(
             f'<td data-leaf="{escape(leaf)}" data-col="{escape(k)}" style="background:'
-            f'{"rgba(33,102,172,%.2f)" % min(1, 0.15 + v / vmax) if v else "#fff"};'
+            f"{_heat_bg(v, vmax)};"
             f'color:{"#fff" if v > 8 else "#000"}">{v}</td>'
             for k, v in zip(col_keys, counts)
         )
@@ -282,7 +278,9 @@ def to_html(tax: Taxonomy) -> str:
             name = f"{v.parent} / {v.id}" if v.parent else v.id
             paper = f' (paper: "{escape(v.paper_term)}")' if v.paper_term else ""
             kind = f" ({v.kind})" if v.kind else ""
-            items.append(f"<dt>{escape(name)}{kind}</dt><dd>{escape(v.definition)} [{v.provenance}]{paper}</dd>")
+            items.append(
+                f"<dt>{escape(name)}{kind}</dt><dd>{escape(v.definition)} [{v.provenance}]{paper}</dd>"
+            )
         axes_html.append(f'<h3>{escape(title)}</h3><dl class="axis">{"".join(items)}</dl>')
 
     def script_json(obj) -> str:

@@ -54,7 +54,12 @@ def gap_claims(tax: Taxonomy, rep: GapReport | None = None) -> tuple[list, dict]
         claim = Claim.check(f"{aspect}_thin", statement, rank, "<=", third)
         control = Claim.check(f"{best.aspect}_thin", "control", best_rank, "<=", third)
         claim = replace(
-            claim, control={"name": f"{best.aspect} (best covered)", "value": control.value, "passed": control.passed}
+            claim,
+            control={
+                "name": f"{best.aspect} (best covered)",
+                "value": control.value,
+                "passed": control.passed,
+            },
         )
         claims.append(claim)
         numbers[aspect] = {
@@ -85,8 +90,12 @@ def build_summary(tax: Taxonomy) -> dict:
         "aspect_leaves": len(tax.leaves),
         "thin_leaves": [c.aspect for c in rep.thin],
         "paper_gaps": numbers,
-        "leaves": {c.aspect: {"count": c.count, "weight": c.weight, "primary": c.primary} for c in rep.leaves},
-        "parents": {c.aspect: {"count": c.count, "weight": c.weight, "primary": c.primary} for c in rep.parents},
+        "leaves": {
+            c.aspect: {"count": c.count, "weight": c.weight, "primary": c.primary} for c in rep.leaves
+        },
+        "parents": {
+            c.aspect: {"count": c.count, "weight": c.weight, "primary": c.primary} for c in rep.parents
+        },
         "wall_seconds": round(time.perf_counter() - start, 3),
     }
     return {
