@@ -5,8 +5,12 @@
 - ``--data`` takes a text file, a folder of text files, or a ``.npy`` array of token ids (memory-mapped; the way
   to bring a large pre-tokenised corpus).
 - Tokenizers: bytes (vocabulary 256), or a teacher's ``tokenizer.json`` (through the ``tokenizers`` library).
-- The held-out split takes whole documents (a seeded choice) until ``val_fraction`` of the bytes; a single
-  document is split at ``1 - val_fraction`` of its length.
+- Three disjoint splits: train, validation (hyperparameters, curves) and test (claims). Text corpora are
+  deduplicated at paragraph level first (pydoc topics nest: ``specialnames`` repeats other topics' paragraphs),
+  whole documents are then dealt to test and validation (a seeded choice) until ``test_fraction`` and
+  ``val_fraction`` of the bytes, and a validation or test paragraph that shares any 64-byte string with an
+  earlier split is dropped (:func:`split_documents`). A single document is cut in three contiguous parts; a
+  ``.npy`` of token ids likewise (validation, then test, at its end).
 """
 
 from __future__ import annotations
@@ -121,12 +125,107 @@ def read_documents(path: str | Path) -> list[str]:
     return docs
 
 
+SHARED_WINDOW = 64  # bytes: a validation/test paragraph may share no string this long with an earlier split
+
+
+def _windows(data: bytes, n: int) -> set[int]:
+    return {hash(data[i : i + n]) for i in range(len(data) - n + 1)}
+
+
+def shared_fraction(held: bytes, train: bytes, n: int = SHARED_WINDOW) -> float:
+    """Fraction of the ``n``-byte substrings of ``held`` that also occur in ``train`` (the leak measure)."""
+    if len(held) < n:
+        return 0.0
+    seen = _windows(train, n)
+    hits = sum(hash(held[i : i + n]) in seen for i in range(len(held) - n + 1))
+    return hits / (len(held) - n + 1)
+
+
+def split_documents(
+    docs: list[str], *, val_fraction: float, test_fraction: float, seed: int, window: int = SHARED_WINDOW
+) -> tuple[list[str], list[str], list[str], dict]:
+    """Deduplicate ``docs`` at paragraph level and deal them into ``(train, val, test, stats)``.
+
+    1. Paragraphs (blank-line separated) seen before, in any document, are dropped (first occurrence kept).
+    2. A seeded permutation of the documents fills test up to ``test_fraction`` of the bytes, then validation up
+       to ``val_fraction``; the rest is training.
+    3. A validation paragraph sharing a ``window``-byte string with training, or a test paragraph sharing one with
+       training or validation, is dropped: hyperparameters chosen on validation and claims measured on test are
+       not measured on text the models trained on.
+    """
+    seen: set[str] = set()
+    units: list[list[str]] = []
+    dup = 0
+    for d in docs:
+        keep = []
+        for p in d.split("\n\n"):
+            key = p.strip()
+            if not key:
+                continue
+            if key in seen:
+                dup += len(p.encode())
+                continue
+            seen.add(key)
+            keep.append(p)
+        if keep:
+            units.append(keep)
+    total = sum(len(p.encode()) for u in units for p in u)
+    order = torch.randperm(len(units), generator=torch.Generator().manual_seed(seed)).tolist()
+    test_i, val_i, n = [], [], 0
+    for i in order:
+        if n < test_fraction * total:
+            test_i.append(i)
+        elif n < (test_fraction + val_fraction) * total:
+            val_i.append(i)
+        else:
+            break
+        n += sum(len(p.encode()) for p in units[i])
+    held = set(test_i) | set(val_i)
+    train = [u for i, u in enumerate(units) if i not in held]
+    earlier: set[int] = set()
+    for u in train:
+        for p in u:
+            earlier |= _windows(p.encode(), window)
+    dropped = 0
+
+    def clean(idx: list[int]) -> list[list[str]]:
+        nonlocal dropped
+        out = []
+        for i in sorted(idx):
+            keep = []
+            for p in units[i]:
+                b = p.encode()
+                w = _windows(b, window)
+                if w & earlier:
+                    dropped += len(b)
+                else:
+                    keep.append(p)
+            if keep:
+                out.append(keep)
+        for u in out:  # later splits must also avoid this one
+            for p in u:
+                earlier.update(_windows(p.encode(), window))
+        return out
+
+    val = clean(val_i)
+    test = clean(test_i)
+    join = lambda us: ["\n\n".join(u) for u in us]  # noqa: E731
+    stats = {
+        "duplicate_paragraph_bytes": dup,
+        "overlapping_paragraph_bytes_dropped": dropped,
+        "documents": {"train": len(train), "val": len(val), "test": len(test)},
+    }
+    return join(train), join(val), join(test), stats
+
+
 @dataclass
 class Corpus:
     train: torch.Tensor | np.ndarray  # 1-D int64 token ids, or a memory-mapped .npy
-    val: torch.Tensor
+    val: torch.Tensor  # validation: hyperparameters, curves
+    test: torch.Tensor  # test: the claims
     source: str
     documents: int
+    split: dict | None = None
 
     def summary(self) -> dict:
         return {
@@ -134,11 +233,18 @@ class Corpus:
             "documents": self.documents,
             "train_tokens": len(self.train),
             "val_tokens": int(self.val.numel()),
+            "test_tokens": int(self.test.numel()),
+            **({"split": self.split} if self.split else {}),
         }
 
 
-def load_corpus(data: str, tokenizer, *, val_fraction: float, seed: int, min_tokens: int) -> Corpus:
-    """Tokenise the corpus and hold out ``val_fraction`` of it."""
+def load_corpus(
+    data: str, tokenizer, *, val_fraction: float, seed: int, min_tokens: int, test_fraction: float | None = None
+) -> Corpus:
+    """Tokenise the corpus into disjoint train, validation and test splits (``test_fraction`` defaults to
+    ``val_fraction``)."""
+    test_fraction = val_fraction if test_fraction is None else test_fraction
+    split = None
     if data and data.endswith(".npy"):
         p = Path(data)
         if not p.is_file():
@@ -146,39 +252,40 @@ def load_corpus(data: str, tokenizer, *, val_fraction: float, seed: int, min_tok
         arr = np.load(p, mmap_mode="r")
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise DataError(f"--data {p} must be a 1-D integer array of token ids")
-        n_val = max(min_tokens, int(len(arr) * val_fraction))
         if int(arr.max()) >= tokenizer.vocab_size or int(arr.min()) < 0:
             raise DataError(f"--data {p} holds token ids outside the {tokenizer.name} tokenizer's vocabulary")
-        train = arr[:-n_val]  # stays memory-mapped: batches read only their windows
-        val = torch.from_numpy(np.array(arr[-n_val:], dtype=np.int64))
+        n_val = max(min_tokens, int(len(arr) * val_fraction))
+        n_test = max(min_tokens, int(len(arr) * test_fraction))
+        train = arr[: -(n_val + n_test)]  # stays memory-mapped: batches read only their windows
+        val = torch.from_numpy(np.array(arr[-(n_val + n_test) : -n_test], dtype=np.int64))
+        test = torch.from_numpy(np.array(arr[-n_test:], dtype=np.int64))
         source, ndocs = str(p), 1
     else:
         docs = read_documents(data) if data else pydoc_documents()
         source = data or "pydoc_data.topics"
         ndocs = len(docs)
-        enc = [tokenizer.encode(d + "\n\n") for d in docs]
-        total = sum(len(e) for e in enc)
-        if len(enc) == 1:
-            cut = int(len(enc[0]) * (1 - val_fraction))
-            train, val = torch.from_numpy(enc[0][:cut]), torch.from_numpy(enc[0][cut:])
+        if len(docs) == 1:
+            enc = tokenizer.encode(docs[0] + "\n\n")
+            a = int(len(enc) * (1 - val_fraction - test_fraction))
+            b = int(len(enc) * (1 - test_fraction))
+            train, val, test = (torch.from_numpy(t) for t in (enc[:a], enc[a:b], enc[b:]))
         else:
-            order = torch.randperm(len(enc), generator=torch.Generator().manual_seed(seed)).tolist()
-            held, n = set(), 0
-            for i in order:
-                if n >= val_fraction * total:
-                    break
-                held.add(i)
-                n += len(enc[i])
-            train = torch.from_numpy(np.concatenate([e for i, e in enumerate(enc) if i not in held]))
-            val = torch.from_numpy(np.concatenate([e for i, e in enumerate(enc) if i in held]))
-    for name, t in (("training", train), ("held-out", val)):
+            parts = split_documents(docs, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+            split = parts[3]
+
+            def tok(ds: list[str]) -> torch.Tensor:
+                ids = [tokenizer.encode(d + "\n\n") for d in ds]
+                return torch.from_numpy(np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64))
+
+            train, val, test = (tok(ds) for ds in parts[:3])
+    for name, t in (("training", train), ("validation", val), ("test", test)):
         if len(t) < min_tokens:
             raise DataError(
                 f"the {name} split of {source} has {len(t)} tokens, fewer than one sequence of {min_tokens}"
             )
     if isinstance(train, torch.Tensor):
         train = train.long()
-    return Corpus(train, val.long(), source, ndocs)
+    return Corpus(train, val.long(), test.long(), source, ndocs, split)
 
 
 def sample_batch(tokens: torch.Tensor, batch: int, seq_len: int, gen: torch.Generator) -> torch.Tensor:
@@ -191,10 +298,10 @@ def sample_batch(tokens: torch.Tensor, batch: int, seq_len: int, gen: torch.Gene
 
 
 def eval_windows(tokens: torch.Tensor, seq_len: int, max_windows: int) -> torch.Tensor:
-    """Non-overlapping windows of ``seq_len + 1`` tokens spread evenly over the held-out split."""
+    """Non-overlapping windows of ``seq_len + 1`` tokens spread evenly over a held-out split."""
     n = (tokens.numel() - 1) // seq_len
     if n < 1:
-        raise DataError(f"the held-out split has fewer than {seq_len + 1} tokens")
+        raise DataError(f"a held-out split has fewer than {seq_len + 1} tokens")
     pick = torch.linspace(0, n - 1, min(n, max_windows)).round().long()
     starts = pick * seq_len
     return tokens[starts[:, None] + torch.arange(seq_len + 1)]
