@@ -104,6 +104,25 @@ def test_list_filters_by_year_language_task(capsys):
     assert code == 1 and err.strip() == "no evaluation matches these filters"
 
 
+def test_which_and_gaps_restricted_by_year_language_task(capsys):
+    from speech_taxonomy.catalogue import load
+    from speech_taxonomy.match import gaps, select, which
+
+    tax = load()
+    code, out, _ = run(capsys, "which", "-m", "whisper", "--task", "translation", "--json")
+    res = json.loads(out)
+    keep = {e.key for e in select(tax, task="translation")}
+    full = which(tax, tax.model("whisper").capabilities)
+    assert code == 0 and [m["key"] for m in res["fits"]] == [k for k in full.keys("fit") if k in keep]
+    assert {"covost2", "must_c"} <= {m["key"] for m in res["fits"]} and "open_asr" not in out
+    code, out, _ = run(capsys, "gaps", "--year", "2024-", "--json")
+    rep = json.loads(out)
+    recent = [e.key for e in select(tax, year_from=2024)]
+    assert rep["total"] == len(recent) == gaps(tax, keys=recent).total < len(tax.evaluations)
+    code, out, _ = run(capsys, "gaps", "--year", "2024-")
+    assert out.startswith("Coverage by aspect: all evaluations (catalogue restricted to years 2024-)")
+
+
 def test_year_argument_is_checked(capsys):
     with pytest.raises(SystemExit) as e:
         main(["list", "--year", "2024-2020"])

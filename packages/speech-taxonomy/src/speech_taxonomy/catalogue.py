@@ -37,7 +37,7 @@ ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 VOCABULARY = "vocabulary.toml"
 MODELS = "models.toml"
 EVALUATIONS = "evaluations"
-JSON_FORMAT = "speech-taxonomy/1"
+JSON_FORMAT = "speech-taxonomy/2"  # 2: capability kinds, protocol-implied capabilities, links
 
 
 def default_data_dir() -> Path:

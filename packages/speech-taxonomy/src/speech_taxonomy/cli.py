@@ -74,8 +74,17 @@ def _parser() -> argparse.ArgumentParser:
             "--no", type=_csv, default=[], metavar="P,Q,...", help="protocol budget: requirements to exclude"
         )
 
+    def catalogue_filters(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_argument_group("restrict the catalogue (optional)")
+        g.add_argument("--year", type=_years, metavar="Y|Y1-Y2|Y1-|-Y2", help="first public year, or a range")
+        g.add_argument("--language", help="a language as a word of the entry's languages (en, English, ...)")
+        g.add_argument(
+            "--task", help="text in the entry's name, tasks or metrics (ASR, question answering, ...)"
+        )
+
     s = sub.add_parser("which", help="the evaluations a model can take, grouped by aspect, with near misses")
     who(s, required=True)
+    catalogue_filters(s)
     s.add_argument("--aspect", "-a", type=_csv, metavar="A,...", help="only evaluations of these aspects")
     s.add_argument("--no-cascade", action="store_true", help="do not consider cascades (ASR front end, ...)")
     s.add_argument("--no-near", action="store_true", help="leave out the near misses")
@@ -83,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("gaps", help="evaluation counts per aspect; the thin aspects")
     who(s, required=False)
+    catalogue_filters(s)
     s.add_argument("--threshold", type=int, default=2, help="an aspect with at most this many is thin (2)")
     s.add_argument("--cascade", action="store_true", help="also count fits via a cascade")
     s.add_argument("--json", action="store_true")
@@ -185,7 +195,9 @@ def cmd_which(args) -> int:
 
     tax = _load(args)
     caps, who = _who(tax, args)
-    res = match.which(tax, caps or [], args.no, aspects=args.aspect, cascades=not args.no_cascade)
+    res = match.which(
+        tax, caps or [], args.no, aspects=args.aspect, cascades=not args.no_cascade, keys=_restrict(tax, args)
+    )
     if args.json:
         out = {
             "capabilities": list(res.capabilities),
@@ -211,7 +223,8 @@ def cmd_which(args) -> int:
         }
         print(json.dumps(out, indent=2))
     else:
-        print(report.render_which(tax, res, f"Evaluations for {who}", near=not args.no_near))
+        title = f"Evaluations for {who}{_restriction_text(args)}"
+        print(report.render_which(tax, res, title, near=not args.no_near))
     return 0
 
 
@@ -220,7 +233,8 @@ def cmd_gaps(args) -> int:
 
     tax = _load(args)
     caps, who = _who(tax, args)
-    rep = match.gaps(tax, caps, args.no, threshold=args.threshold, cascades=args.cascade)
+    keys = _restrict(tax, args)
+    rep = match.gaps(tax, caps, args.no, threshold=args.threshold, cascades=args.cascade, keys=keys)
     if args.json:
         print(
             json.dumps(
@@ -236,7 +250,7 @@ def cmd_gaps(args) -> int:
         )
     else:
         budget = f"; budget excludes {', '.join(args.no)}" if args.no else ""
-        print(report.render_gaps(tax, rep, f"Coverage by aspect: {who}{budget}"))
+        print(report.render_gaps(tax, rep, f"Coverage by aspect: {who}{budget}{_restriction_text(args)}"))
     return 0
 
 
@@ -269,6 +283,33 @@ def _select(tax, args):
         language=args.language,
         task=args.task,
     )
+
+
+def _restriction_text(args) -> str:
+    parts = []
+    if args.year:
+        lo, hi = args.year
+        parts.append(f"years {lo or ''}-{hi or ''}" if lo != hi else f"year {lo}")
+    if args.language:
+        parts.append(f"language {args.language!r}")
+    if args.task:
+        parts.append(f"task {args.task!r}")
+    return f" (catalogue restricted to {', '.join(parts)})" if parts else ""
+
+
+def _restrict(tax, args) -> list[str] | None:
+    """The keys left by --year/--language/--task (None when none is given)."""
+    if not (args.year or args.language or args.task):
+        return None
+    from . import match
+
+    year_from, year_to = args.year or (None, None)
+    return [
+        e.key
+        for e in match.select(
+            tax, year_from=year_from, year_to=year_to, language=args.language, task=args.task
+        )
+    ]
 
 
 def cmd_list(args) -> int:

@@ -153,12 +153,15 @@ def which(
     forbid: Iterable[str] = (),
     aspects: Iterable[str] | None = None,
     cascades: bool = True,
+    keys: Iterable[str] | None = None,
 ) -> WhichResult:
     """The evaluations a model with ``capabilities`` can take under the budget ``forbid``.
 
-    ``aspects`` (leaves or parents) restricts the catalogue to evaluations measuring one of them. Results are in
-    vocabulary order of their primary aspect, then by year and key.
+    ``aspects`` (leaves or parents) restricts the catalogue to evaluations measuring one of them, ``keys`` to those
+    entries (for example a :func:`select` by year, language or task). Results are in vocabulary order of their
+    primary aspect, then by year and key.
     """
+    only = None if keys is None else set(keys)
     caps = tuple(tax.check_values("capability", capabilities))
     forbid = tuple(tax.check_values("protocol", forbid))
     wanted = None
@@ -167,6 +170,8 @@ def which(
     out = WhichResult(capabilities=caps, forbid=forbid)
     for ev in sorted_evaluations(tax):
         if wanted is not None and not wanted.intersection(ev.aspects):
+            continue
+        if only is not None and ev.key not in only:
             continue
         m = assess(tax, ev, caps, forbid, cascades=cascades)
         {FIT: out.fits, CASCADE: out.via_cascade, NEAR: out.near_misses}.get(m.status, []).append(m)
@@ -236,9 +241,14 @@ def gaps(
     forbid: Iterable[str] = (),
     threshold: int = 2,
     cascades: bool = False,
+    keys: Iterable[str] | None = None,
 ) -> GapReport:
-    """Coverage of every aspect leaf and parent by the evaluations that count (see :func:`counted`)."""
+    """Coverage of every aspect leaf and parent by the evaluations that count (see :func:`counted`), among the
+    entries ``keys`` if given (a :func:`select` by year, language or task)."""
     evs = counted(tax, capabilities, forbid, cascades)
+    if keys is not None:
+        only = set(keys)
+        evs = [e for e in evs if e.key in only]
     leaves = []
     for leaf in tax.leaves:
         hits = [e for e in evs if leaf in e.aspects]
