@@ -221,9 +221,13 @@ def ask(
     mods = ", ".join(m.id for m in tax.vocabulary.modality)
     e["input"] = q(f"input modalities ({mods})", modalities, "speech")
     e["output"] = q(f"output modalities ({mods})", modalities)
-    caps = ", ".join(c.id for c in tax.vocabulary.capability)
+    tasks = ", ".join(c.id for c in tax.vocabulary.capability if c.kind == "task")
+    plugs = ", ".join(c.id for c in tax.vocabulary.capability if c.kind != "task")
     e["capabilities_required"] = q(
-        "capabilities required (all needed)", values("capability", allow_empty=True), "", f"  axis 2: {caps}"
+        "capabilities required (all needed)",
+        values("capability", allow_empty=True),
+        "",
+        f"  axis 2, tasks (name the one the model performs): {tasks}\n  axis 2, interfaces: {plugs}",
     )
     e["capabilities_any_of"] = q("alternatives, groups 'a|b' separated by ';' (optional)", groups, "")
     prots = ", ".join(p.id for p in tax.vocabulary.protocol)
