@@ -236,6 +236,37 @@ def test_toml_syntax_error_names_the_file(tmp_path, mini):
     assert len(got) == 1 and got[0].startswith("evaluations/b.toml: not valid TOML")
 
 
+def test_a_broken_file_does_not_hide_the_others_problems(tmp_path, fresh):
+    """One pass: an unreadable evaluation file, and the other files' problems are still reported."""
+    vocab, evals, _ = fresh
+    evals["a.toml"][0]["aspects"] = ["nope"]  # vocabulary problem in a readable file
+    root = write_data(tmp_path / "d", vocab, evals)
+    (root / "evaluations" / "b.toml").write_text("[[evaluation]]\nkey = 'x\n")
+    got = [str(p) for p in check(root)]
+    assert len(got) == 2, got
+    assert got[0].startswith("evaluations/b.toml: not valid TOML")
+    assert "evaluations/a.toml: evaluation 'e_abx' (#1), field 'aspects[0]': unknown aspect 'nope'" in got[1]
+
+
+def test_a_broken_vocabulary_still_reports_entry_schema_problems(tmp_path, fresh):
+    vocab, evals, _ = fresh
+    del evals["a.toml"][1]["metrics"]
+    root = write_data(tmp_path / "d", vocab, evals)
+    (root / "vocabulary.toml").write_text("[meta\n")
+    got = [str(p) for p in check(root)]
+    assert len(got) == 2, got
+    assert got[0].startswith("vocabulary.toml: not valid TOML")
+    assert (
+        got[1] == "evaluations/a.toml: evaluation 'e_probe' (#2), field 'metrics': required field is missing"
+    )
+    vocab["aspect"][1]["parent"] = (
+        "nowhere"  # a readable vocabulary with a problem: entry schema still checked
+    )
+    root = write_data(tmp_path / "e", vocab, evals)
+    got = [str(p) for p in check(root)]
+    assert any("unknown parent aspect 'nowhere'" in p for p in got) and any("'metrics'" in p for p in got)
+
+
 # -- the shipped data ---------------------------------------------------------------------------------------------
 
 

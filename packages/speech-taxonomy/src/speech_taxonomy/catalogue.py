@@ -373,10 +373,43 @@ def _load(root: Path) -> tuple[Taxonomy | None, list[Problem]]:
             problems.append(Problem(rel, "", "evaluation", "must be an array of tables ([[evaluation]])"))
             entries = []
         sources.append((rel, entries))
-    if problems:  # unreadable files: report those first
-        return None, problems
+    if problems:  # some files unreadable: still check what could be read, so every problem shows at once
+        unreadable = {p.file for p in problems}
+        vocab_ok = VOCABULARY not in unreadable
+        if vocab_ok:
+            _, more = _build((VOCABULARY, vocab_raw), sources, (MODELS, models_raw), root)
+        else:
+            more = _schema_problems(sources, (MODELS, models_raw) if MODELS not in unreadable else None)
+        return None, problems + more
     tax, more = _build((VOCABULARY, vocab_raw), sources, (MODELS, models_raw), root)
     return tax, more
+
+
+def _schema_problems(
+    eval_sources: list[tuple[str, list]], models_src: tuple[str, dict] | None
+) -> list[Problem]:
+    """Schema problems of entries and models alone: what can be checked when the vocabulary cannot be read."""
+    from pydantic import ValidationError
+
+    from . import schema
+
+    out: list[Problem] = []
+    for fname, entries in eval_sources:
+        for i, raw in enumerate(entries, 1):
+            label = _entry_label("evaluation", raw, i)
+            try:
+                schema.Evaluation.model_validate(raw)
+            except ValidationError as e:
+                out += _pydantic_problems(fname, e, lambda _loc, label=label: label)
+    if models_src is not None:
+        mname, mraw = models_src
+        for i, raw in enumerate(mraw.get("model", []), 1):
+            label = _entry_label("model", raw, i)
+            try:
+                schema.ModelProfile.model_validate(raw)
+            except ValidationError as e:
+                out += _pydantic_problems(mname, e, lambda _loc, label=label: label)
+    return out
 
 
 def _record(cls, model):
@@ -404,10 +437,11 @@ def _build(
     try:
         vocab = _record(Vocabulary, schema.Vocabulary.model_validate(vraw))
     except ValidationError as e:
-        return None, _pydantic_problems(vname, e, _vocab_entry_label(vraw))
+        more = _schema_problems(eval_sources, models_src)
+        return None, _pydantic_problems(vname, e, _vocab_entry_label(vraw)) + more
     problems += _check_vocabulary(vname, vocab)
-    if problems:
-        return None, problems
+    if problems:  # the entries cannot be checked against a broken vocabulary; their schema can
+        return None, problems + _schema_problems(eval_sources, models_src)
     tax = Taxonomy(vocabulary=vocab, evaluations={}, models={}, data_dir=root)
     seen: dict[str, str] = {}
     for fname, entries in eval_sources:
