@@ -133,6 +133,27 @@ def test_no_cascade_without_the_task(shipped, profile):
         assert not granted & tasks and set(m.missing) <= granted
 
 
+def test_no_cascade_without_the_task_for_many_capability_sets(shipped):
+    """The same rule over a spread of capability sets, not only the profiles."""
+    import itertools
+
+    tasks = shipped.task_capabilities()
+    ids = [c.id for c in shipped.vocabulary.capability]
+    sets = [list(c) for c in itertools.combinations(ids, 3)][::5] + [
+        list(c) for c in itertools.combinations(ids, 5)
+    ][::97]
+    seen = 0
+    for caps in sets:
+        for m in which(shipped, caps).via_cascade:
+            ev = shipped.evaluations[m.key]
+            named = [c for c in ev.capabilities_required if c in tasks]
+            groups = [g for g in ev.capabilities_any_of if set(g) <= tasks]
+            assert (named or groups) and set(named) <= set(caps), (caps, m.key)
+            assert all(set(caps) & set(g) for g in groups), (caps, m.key)
+            seen += 1
+    assert seen > 10  # the rule is exercised, not vacuous
+
+
 def test_tts_is_offered_no_cascade_at_all(shipped):
     """The issue's first example: `-c text_input,speech_output,voice_conditioning`."""
     caps = ["text_input", "speech_output", "voice_conditioning"]
