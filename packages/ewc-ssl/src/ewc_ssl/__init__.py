@@ -1,0 +1,54 @@
+"""ewc-ssl: Elastic Weight Consolidation against a self-supervised backbone (Ovsianas, Ramapuram, Busbridge et al.,
+"Elastic Weight Consolidation Improves the Robustness of Self-Supervised Learning Methods under Transfer",
+NeurIPS 2022 SSL workshop, arXiv 2210.16365).
+
+fisher = diagonal_fisher(ssl_model, loader, variant="true", params=backbone_names, log_prob=ssl.output_log_prob)
+fisher = normalise(fisher, "mean", floor=1e-3)
+save_fisher("fisher.safetensors", fisher, ssl_model.backbone, variant="true")
+penalty = EWCPenalty(ssl_model.backbone, load_fisher("fisher.safetensors", ssl_model.backbone), lam=300.0)
+loss = task_loss + penalty(model.backbone)          # L2-SP control: EWCPenalty.l2sp(anchor, lam)
+"""
+
+from .data import GroupData, MetadataImages, balanced_groups, read_metadata, waterbirds_digits
+from .dino import DINO, MLPBackbone, PrototypeHead, SSLModel, dino_loss, sinkhorn_knopp
+from .finetune import Arm, StackedFinetune
+from .fisher import (
+    FisherMismatch,
+    diagonal_fisher,
+    import_fisher,
+    load_fisher,
+    normalise,
+    read_fisher_metadata,
+    save_fisher,
+    weights_fingerprint,
+)
+from .groups import group_accuracy
+from .penalty import EWCPenalty, flat_penalty, reference_penalty
+
+__all__ = [
+    "DINO",
+    "Arm",
+    "EWCPenalty",
+    "FisherMismatch",
+    "GroupData",
+    "MLPBackbone",
+    "MetadataImages",
+    "PrototypeHead",
+    "SSLModel",
+    "StackedFinetune",
+    "balanced_groups",
+    "diagonal_fisher",
+    "dino_loss",
+    "flat_penalty",
+    "group_accuracy",
+    "import_fisher",
+    "load_fisher",
+    "normalise",
+    "read_fisher_metadata",
+    "read_metadata",
+    "reference_penalty",
+    "save_fisher",
+    "sinkhorn_knopp",
+    "waterbirds_digits",
+    "weights_fingerprint",
+]
