@@ -1,0 +1,500 @@
+"""``uv run --package part train``: PART against MAE, a DropPos-style objective and random init, with claims.
+
+For every modality (``images``: digit glyphs at continuous boxes on scikit-image photographs; ``series``: two-channel
+signals with a burst at a continuous onset) and every seed, each arm pretrains the same encoder (same init, same
+steps, batch and optimiser) on a pool of unlabelled training inputs; then frozen on-grid features are probed with
+ridge regression (strength and position embedding on/off chosen on validation) and measured on test:
+
+* images: box regression (mean IoU; the spatial task) and digit class (accuracy; the global control task);
+* series: onset (mean absolute error in samples; the temporal task), forecasting the next samples (MSE) and the
+  rhythm class (accuracy; the global control task).
+
+Gates (claims): PART's pretext MSE on test inputs is at most half the mean-predictor floor (control: the same
+predictions scored against another input's targets), and its predictions are antisymmetric (control: the untrained
+PART model). The ``paper`` preset pretrains PART (ViT-B/16, 224 px, the reference's recipe) on ``--data``, an image
+folder, and linear-probes its classes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from paperkit import BaseConfig, ConfigError, Run, knob, run_trainer
+
+ARMS = ("part", "mae", "droppos", "random")
+MODALITIES = ("images", "series", "folder")
+TASKS = {
+    "images": (("box", "box mean IoU", "higher"), ("class", "digit accuracy", "higher")),
+    "series": (
+        ("onset", "onset MAE (samples)", "lower"),
+        ("forecast", "forecast MSE", "lower"),
+        ("class", "rhythm accuracy", "higher"),
+    ),
+    "folder": (("class", "linear-probe accuracy", "higher"),),
+}
+SPATIAL = {"box", "onset", "forecast"}
+
+
+@dataclass
+class Config(BaseConfig):
+    modalities: tuple[str, ...] = knob(
+        ("images", "series"), "experiments, comma-separated", choices=MODALITIES
+    )
+    arms: tuple[str, ...] = knob(ARMS, "pretraining arms (random = the untrained encoder)", choices=ARMS)
+    seeds: int = knob(5, "seeds per arm (seed, seed + 1, ...): claims are intervals over them", low=1)
+    # encoder (the same for every arm)
+    dim: int = knob(48, "encoder width", low=8)
+    depth: int = knob(2, "encoder blocks", low=1)
+    heads: int = knob(4, "attention heads", low=1)
+    mlp_ratio: float = knob(2.0, "MLP width / encoder width", low=0, low_open=True)
+    # optimisation (the same for every arm)
+    steps: int = knob(300, "pretraining steps per arm", low=1)
+    batch: int = knob(32, "global batch per step", low=1)
+    lr: float = knob(2e-3, "peak AdamW learning rate (one-cycle)", low=0, low_open=True)
+    weight_decay: float = knob(0.05, "AdamW weight decay", low=0)
+    warmup: float = knob(0.1, "fraction of steps warming up", low=0, high=0.9)
+    pool: int = knob(256, "unlabelled pretraining inputs (a fixed pool, drawn from the train split)", low=1)
+    # data
+    image_size: int = knob(32, "image side S (images)", low=8)
+    patch: int = knob(8, "patch side P (images); N = (S / P)^2", low=2)
+    glyph_scale: tuple[float, ...] = knob(
+        (0.4, 0.75), "digit side as a fraction of S (low, high)", low=0.05, high=0.95
+    )
+    series_length: int = knob(256, "series length T", low=16)
+    window: int = knob(16, "window length (series); N = T / window", low=2)
+    horizon: int = knob(32, "forecast horizon (samples after the series)", low=1)
+    probe_train: int = knob(1000, "labelled probe inputs, train split", low=10)
+    probe_val: int = knob(400, "labelled probe inputs, validation split", low=10)
+    probe_test: int = knob(1000, "labelled probe inputs, test split", low=10)
+    # PART
+    part_head: str = knob("cross_attention", "pair head", choices=("cross_attention", "pairwise_mlp"))
+    part_pairs: int = knob(64, "pairs per step (0: all N^2)", low=0)
+    part_scale: tuple[float, ...] = knob(
+        (1.0, 1.0), "box side / patch side, (low, high); (1, 1) = fixed size", low=0.1
+    )
+    part_aspect: bool = knob(False, "draw width and height scales independently (variable aspect ratio)")
+    part_log_scale: bool = knob(False, "also regress log scale ratios (the 4-channel objective)")
+    # baselines
+    mae_mask: float = knob(0.75, "MAE mask ratio", low=0, high=0.95)
+    mae_decoder_dim: int = knob(48, "MAE decoder width", low=8)
+    droppos_mask: float = knob(0.5, "DropPos patch mask ratio", low=0, high=0.95)
+    droppos_pos_mask: float = knob(
+        0.75, "DropPos: fraction of visible tokens whose position is dropped", low=0.01, high=1
+    )
+    droppos_sigma: float = knob(1.0, "DropPos label smoothing (patch units)", low=0)
+    # gates
+    gate_floor: float = knob(0.5, "gate: PART pretext MSE / mean-predictor floor must be <= this", low=0)
+    gate_antisym: float = knob(
+        0.3, "gate: mean|t_ij + t_ji| / (mean|t_ij| + mean|t_ji|) must be <= this", low=0
+    )
+    # image folder (the paper preset)
+    data: str = knob("", "image folder (DATA/CLASS/IMAGE) for the folder modality")
+    folder_test_fraction: float = knob(
+        0.2, "held-out fraction of the folder (half validation, half test)", low=0.05, high=0.9
+    )
+
+    def check(self) -> None:
+        if "folder" in self.modalities and not self.data:
+            raise ConfigError("the folder modality needs --data IMAGE_FOLDER")
+        if self.image_size % self.patch:
+            raise ConfigError(f"--image-size {self.image_size} is not a multiple of --patch {self.patch}")
+        if self.series_length % self.window:
+            raise ConfigError(
+                f"--series-length {self.series_length} is not a multiple of --window {self.window}"
+            )
+        if self.dim % (2 * self.heads) or self.dim % 4:
+            raise ConfigError(f"--dim {self.dim} must be divisible by 4 and by 2 x --heads")
+        for name in ("glyph_scale", "part_scale"):
+            v = getattr(self, name)
+            if len(v) != 2 or v[0] > v[1]:
+                raise ConfigError(f"--{name.replace('_', '-')} needs two values, low <= high")
+        if self.part_scale[1] * self.patch > self.image_size:
+            raise ConfigError("--part-scale: the largest box does not fit in the image")
+
+
+PRESETS = {
+    "smoke": dict(
+        seeds=2,
+        steps=8,
+        batch=8,
+        pool=32,
+        dim=16,
+        depth=1,
+        heads=2,
+        image_size=16,
+        patch=4,
+        series_length=64,
+        window=8,
+        horizon=8,
+        part_pairs=32,
+        mae_decoder_dim=16,
+        probe_train=60,
+        probe_val=30,
+        probe_test=40,
+        checkpoint_every=4,
+        threads=1,
+    ),
+    "default": dict(threads=1, lr=3e-3, pool=128),
+    "paper": dict(
+        modalities=("folder",),
+        arms=("part",),
+        seeds=1,
+        dim=768,
+        depth=12,
+        heads=12,
+        mlp_ratio=4.0,
+        image_size=224,
+        patch=16,
+        steps=100_000,
+        batch=1024,
+        lr=1.25e-4,
+        weight_decay=0.05,
+        warmup=0.0125,
+        part_head="pairwise_mlp",
+        part_pairs=4802,
+        part_scale=(0.5, 2.0),
+        part_aspect=True,
+        part_log_scale=True,
+        checkpoint_every=1000,
+    ),
+}
+
+
+# -- data ------------------------------------------------------------------------------------------------------
+
+
+def _layout(cfg: Config, modality: str):
+    from .models import Layout
+
+    if modality == "series":
+        return Layout.series(cfg.series_length, cfg.window, 2)
+    return Layout.image(cfg.image_size, cfg.patch, 3)
+
+
+def make_data(cfg: Config, modality: str, seed: int) -> dict:
+    """Pretraining pool and labelled train / val / test splits for one seed (deterministic in ``seed``)."""
+    import torch
+
+    from .data import DigitScenes, Signals, split_generator
+
+    if modality == "folder":
+        return _folder_data(cfg, seed)
+    if modality == "images":
+        src = DigitScenes(cfg.image_size, tuple(cfg.glyph_scale))
+    else:
+        src = Signals(cfg.series_length, cfg.horizon)
+    sizes = {"train": cfg.probe_train, "val": cfg.probe_val, "test": cfg.probe_test}
+    out = {"pool": src.sample(cfg.pool, "train", split_generator(seed, "train", 1))["x"]}
+    for split, n in sizes.items():
+        d = src.sample(n, split, split_generator(seed, split))
+        t = {
+            "class": torch.nn.functional.one_hot(d["y"], 10 if modality == "images" else src.classes).double()
+        }
+        if modality == "images":
+            t["box"] = d["box"].double()
+        else:
+            t["onset"] = d["onset"].double()[:, None]
+            t["forecast"] = d["future"].flatten(1).double()
+        out[split] = {"x": d["x"], "targets": t}
+    return out
+
+
+def _folder_data(cfg: Config, seed: int) -> dict:
+    import torch
+    from paperkit.data import image_folder
+
+    folder = image_folder(cfg.data, size=cfg.image_size)
+    x = folder["images"].float() / 255.0
+    y = folder["labels"]
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_hold = max(2, int(round(len(x) * cfg.folder_test_fraction)))
+    val, test, train = perm[: n_hold // 2], perm[n_hold // 2 : n_hold], perm[n_hold:]
+    k = len(folder["classes"])
+    out = {"pool": x[train]}
+    for split, idx in (("train", train), ("val", val), ("test", test)):
+        out[split] = {"x": x[idx], "targets": {"class": torch.nn.functional.one_hot(y[idx], k).double()}}
+    return out
+
+
+# -- one arm ---------------------------------------------------------------------------------------------------
+
+
+def build(cfg: Config, modality: str, arm: str, seed: int):
+    """The arm's objective (None for random init) and encoder, initialised from ``seed`` (the same encoder init
+    for every arm of a seed)."""
+    import torch
+
+    from .models import Encoder, build_objective
+
+    torch.manual_seed(seed)
+    enc = Encoder(_layout(cfg, modality), cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio)
+    torch.manual_seed(seed + 7_777)
+    kw: dict = {}
+    if arm == "part":
+        kw = dict(
+            head=cfg.part_head,
+            pairs=cfg.part_pairs,
+            scale=tuple(cfg.part_scale),
+            aspect=cfg.part_aspect,
+            log_scale=cfg.part_log_scale,
+            head_heads=cfg.heads,
+        )
+    elif arm == "mae":
+        kw = dict(mask_ratio=cfg.mae_mask, decoder_dim=cfg.mae_decoder_dim, heads=cfg.heads)
+    elif arm == "droppos":
+        kw = dict(mask_ratio=cfg.droppos_mask, pos_mask_ratio=cfg.droppos_pos_mask, sigma=cfg.droppos_sigma)
+    return build_objective(arm, enc, **kw), enc
+
+
+def pretrain(cfg: Config, run: Run, key: str, obj, pool, env, arm_id: int, seed: int) -> list[dict]:
+    """Train ``obj`` for ``cfg.steps`` steps with checkpoints; returns the logged curve."""
+    import torch
+    from paperkit.device import step_generator
+    from paperkit.distributed import all_reduce_mean, rank_slice, unwrap, wrap_ddp
+
+    if cfg.batch % env.world_size:
+        raise ConfigError(f"--batch {cfg.batch} is not divisible by {env.world_size} ranks")
+    obj.to(env.device)
+    model = wrap_ddp(obj, env)
+    opt = torch.optim.AdamW(obj.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=max(cfg.warmup, 1e-3), anneal_strategy="cos"
+    )
+    ckpt = run.checkpoint(key)
+    start, curve, acc = 0, [], [0.0, 0]
+    if ckpt.exists():
+        start, weights, state = ckpt.load()
+        obj.load_state_dict(weights["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        curve, acc = list(state["curve"]), [float(state["running"]), int(state["count"])]
+
+    def save(done: int) -> None:
+        state = {"opt": opt.state_dict(), "sched": sched.state_dict(), "curve": curve}
+        ckpt.save(done, {"model": unwrap(model)}, {**state, "running": acc[0], "count": acc[1]})
+
+    log_every = max(1, cfg.steps // 30)
+    from paperkit.device import autocast
+
+    for step in run.steps(cfg.steps, start=start, desc=key, save=save):
+        g = step_generator(seed, arm_id, step)
+        idx = torch.randint(len(pool), (cfg.batch,), generator=g)
+        x = rank_slice(pool[idx], env).to(env.device)
+        with autocast(env.device):
+            loss, stats = model(x, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        value = float(all_reduce_mean(loss.detach().float()))
+        run.check_finite(value, where=f"{key} step {step + 1}")
+        acc[0], acc[1] = acc[0] + value, acc[1] + 1
+        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+            row = {"arm": key, "step": step + 1, "loss": acc[0] / acc[1]}
+            row.update({k: float(v) for k, v in stats.items()})
+            row["lr"] = sched.get_last_lr()[0]
+            curve.append(row)
+            run.log(**row)
+            acc[0], acc[1] = 0.0, 0
+    save(cfg.steps)
+    return curve
+
+
+def part_gates(obj, x, seed: int) -> dict:
+    """PART's pretext on held-out inputs (all N^2 pairs): MSE / floor, the same predictions against another
+    input's targets (the control), and antisymmetry."""
+    import torch
+
+    from .relative import all_pairs, antisymmetry, floor_loss
+
+    obj.eval()
+    g = torch.Generator().manual_seed(10_000 + seed)
+    with torch.no_grad():
+        lay = obj.encoder.layout
+        dev = next(obj.parameters()).device
+        boxes = lay.sample_boxes(len(x), lay.n, scale=obj.scale, aspect=obj.aspect, generator=g).to(dev)
+        pairs = all_pairs(lay.n, device=dev)
+        pred = torch.cat(
+            [obj.predict(x[i : i + 256].to(dev), boxes[i : i + 256], pairs) for i in range(0, len(x), 256)]
+        )
+        tgt = obj.targets(boxes, pairs)
+        floor = floor_loss(tgt)
+        ratio = float(((pred - tgt) ** 2).mean() / floor)
+        shuffled = float(((pred - tgt.roll(1, 0)) ** 2).mean() / floor)
+        anti = antisymmetry(pred, pairs, lay.n)
+    obj.train()
+    return {"floor_ratio": ratio, "shuffled_floor_ratio": shuffled, "antisymmetry": anti}
+
+
+def evaluate(cfg: Config, enc, data: dict, modality: str) -> dict:
+    from .probe import features, probe
+
+    enc.eval()
+    dev = next(enc.parameters()).device
+    feats = {}
+    for pos in ("pos", "nopos"):
+        feats[pos] = {
+            s: features(enc, data[s]["x"].to(dev), pos=pos == "pos").cpu() for s in ("train", "val", "test")
+        }
+    out = {}
+    for task, _, _ in TASKS[modality]:
+        targets = {s: data[s]["targets"][task] for s in ("train", "val", "test")}
+        out[task] = probe(task, feats, targets)
+    return out
+
+
+def run_arm(cfg: Config, run: Run, env, modality: str, arm: str, seed: int, data: dict) -> dict:
+    key = f"{modality}/{arm}/s{seed}"
+    obj, enc = build(cfg, modality, arm, seed)
+    res: dict = {}
+    t0 = time.perf_counter()
+    if arm == "part":
+        res["untrained_gates"] = part_gates(obj.to(env.device), data["test"]["x"], seed)
+    if obj is not None:
+        res["curve"] = pretrain(cfg, run, key, obj, data["pool"], env, ARMS.index(arm), seed)
+    res["pretrain_seconds"] = round(time.perf_counter() - t0, 1)
+    if arm == "part":
+        res["gates"] = part_gates(obj, data["test"]["x"], seed)
+    enc.to(env.device)
+    res["probe"] = evaluate(cfg, enc, data, modality)
+    return res
+
+
+# -- claims and figure -------------------------------------------------------------------------------------------
+
+
+def _vals(res: dict, modality: str, arm: str, task: str) -> list[float]:
+    return [r["probe"][task]["test"] for r in res[modality][arm]]
+
+
+def claims(cfg: Config, run: Run, res: dict) -> dict:
+    table: dict = {}
+    for modality in cfg.modalities:
+        arms = res[modality]
+        table[modality] = {
+            arm: {
+                task: {
+                    "mean": sum(_vals(res, modality, arm, task)) / len(arms[arm]),
+                    "values": _vals(res, modality, arm, task),
+                }
+                for task, _, _ in TASKS[modality]
+            }
+            for arm in arms
+        }
+        if "part" not in arms:
+            continue
+        m = modality
+        part = arms["part"]
+        run.claim_over_seeds(
+            f"{m}_gate_pretext",
+            f"{m}: PART's pretext MSE on held-out inputs is at most {cfg.gate_floor} x the mean-predictor floor "
+            "(all N^2 pairs)",
+            values=[r["gates"]["floor_ratio"] for r in part],
+            op="<=",
+            threshold=cfg.gate_floor,
+            control=[r["gates"]["shuffled_floor_ratio"] for r in part],
+            control_name="same predictions vs another input's targets",
+        )
+        run.claim_over_seeds(
+            f"{m}_gate_antisym",
+            f"{m}: PART's predictions are antisymmetric, mean|t_ij + t_ji| / (mean|t_ij| + mean|t_ji|) <= {cfg.gate_antisym}",
+            values=[r["gates"]["antisymmetry"] for r in part],
+            op="<=",
+            threshold=cfg.gate_antisym,
+            control=[r["untrained_gates"]["antisymmetry"] for r in part],
+            control_name="untrained PART",
+        )
+        for task, label, better in TASKS[m]:
+            op = ">" if better == "higher" else "<"
+            for other in ("random", "mae", "droppos"):
+                if other not in arms:
+                    continue
+                kind = "spatial" if task in SPATIAL else "global control task; the paper expects no advantage"
+                run.claim_difference(
+                    f"{m}_{task}_part_vs_{other}",
+                    f"{m}: PART beats {other} on {label} ({kind}); frozen features, test split",
+                    method=_vals(res, m, "part", task),
+                    control=_vals(res, m, other, task),
+                    control_name=other if other != "random" else "random init",
+                    op=op,
+                    threshold=0.0,
+                )
+    return table
+
+
+def plot(cfg: Config, run: Run, res: dict) -> None:
+    from paperkit.plotting import figure
+
+    panels = [(m, t) for m in cfg.modalities for t in TASKS[m]]
+    fig, axes = figure(len(panels) + 1, 1, width=3.0, height=3.0)
+    colours = {"part": "tab:red", "mae": "tab:blue", "droppos": "tab:green", "random": "tab:gray"}
+    for ax, (m, (task, label, _)) in zip(axes[0], panels):
+        arms = list(res[m])
+        for i, arm in enumerate(arms):
+            v = _vals(res, m, arm, task)
+            ax.scatter([i] * len(v), v, color=colours[arm], s=12)
+            ax.hlines(sum(v) / len(v), i - 0.3, i + 0.3, color=colours[arm])
+        ax.set_xticks(range(len(arms)), arms, fontsize=8)
+        ax.set_title(f"{m}: {label}", fontsize=9)
+    ax = axes[0][-1]
+    for m in cfg.modalities:
+        for r in res[m].get("part", [])[:1]:
+            c = r.get("curve", [])
+            ax.plot([p["step"] for p in c], [p.get("floor_ratio", float("nan")) for p in c], label=m)
+    ax.axhline(cfg.gate_floor, color="k", ls=":", lw=1)
+    ax.set_xlabel("step")
+    ax.set_title("PART loss / floor (seed 0)", fontsize=9)
+    ax.legend(fontsize=7)
+    run.save_figure(fig, "part")
+
+
+def body(cfg: Config, run: Run) -> dict:
+    from paperkit import distributed
+    from paperkit.device import seed_everything
+
+    env = distributed.init(cfg.device)
+    seed_everything(cfg.seed)
+    res: dict = {}
+    try:
+        for modality in cfg.modalities:
+            res[modality] = {arm: [] for arm in cfg.arms}
+            for s in range(cfg.seeds):
+                seed = cfg.seed + s
+                data = None
+                for arm in cfg.arms:
+                    key = f"{modality}/{arm}/s{seed}"
+                    if data is None and key not in run._progress["phases"]:
+                        data = make_data(cfg, modality, seed)
+
+                    def fn(arm=arm, seed=seed, data=data, modality=modality):
+                        return run_arm(cfg, run, env, modality, arm, seed, data)
+
+                    res[modality][arm].append(run.phase(key, fn))
+    finally:
+        distributed.shutdown()
+    table = claims(cfg, run, res)
+    if run.is_main:
+        plot(cfg, run, res)
+    gates = {
+        m: {
+            k: [r["gates"][k] for r in res[m]["part"]]
+            for k in ("floor_ratio", "shuffled_floor_ratio", "antisymmetry")
+        }
+        for m in cfg.modalities
+        if "part" in res[m]
+    }
+    secs = {m: {a: [r["pretrain_seconds"] for r in res[m][a]] for a in res[m]} for m in cfg.modalities}
+    return {
+        "world_size": env.world_size,
+        "device": str(env.device),
+        "metrics": table,
+        "part_gates": gates,
+        "pretrain_seconds": secs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_trainer(
+        package="part", config_cls=Config, presets=PRESETS, body=body, argv=argv, description=__doc__
+    )
