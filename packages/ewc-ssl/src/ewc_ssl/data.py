@@ -16,6 +16,7 @@ images from disk (a torch Dataset: decode and resize per item), so the set never
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,9 @@ SIDE = 16
 SPLITS = ("pretrain", "train", "val", "test")
 
 
+@functools.cache
 def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits (read once: ``load_digits`` parses a CSV on every call)."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
