@@ -20,7 +20,7 @@ from .match import coverage_matrix, sorted_evaluations
 CSS = """
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;max-width:1400px;
-  padding:0 1em;color:#1d2330;overflow-wrap:anywhere}
+  padding:0 1em;color:#1d2330;overflow-wrap:break-word}
 h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em}
 .sub{color:#555;margin-top:0}
 #filters{display:flex;flex-wrap:wrap;gap:.6em 1.2em;align-items:flex-end;background:#f4f6fa;padding:.8em;
@@ -36,7 +36,7 @@ th,td{border-bottom:1px solid #e2e5ec;padding:.3em .4em;text-align:left;vertical
 th{background:#eef1f6;position:sticky;top:0}
 th[data-sort]{cursor:pointer;white-space:nowrap} th[data-sort]::after{content:" \\2195";color:#889}
 th[aria-sort=ascending]::after{content:" \\2191";color:#000} th[aria-sort=descending]::after{content:" \\2193";color:#000}
-td.k{font-family:ui-monospace,Menlo,monospace;font-size:.85em}
+td.k{font-family:ui-monospace,Menlo,monospace;font-size:.85em;overflow-wrap:anywhere}
 .tag{display:inline-block;background:#e8eefc;border-radius:3px;padding:0 .3em;margin:1px;font-size:.82em;
   white-space:nowrap;overflow-wrap:normal}
 .tag.c{background:#e6f5ea}.tag.p{background:#fbeee3}
@@ -62,6 +62,7 @@ pre#bibtex{white-space:pre-wrap;background:#f7f7f9;padding:.6em;font-size:.8em;m
   #catalogue td{border:none;padding:.15em 0}
   #catalogue td[data-label]::before{content:attr(data-label) ": ";font-weight:600;color:#555;font-size:.85em}
   .tag{white-space:normal;overflow-wrap:anywhere}
+  body{overflow-wrap:anywhere}
 }
 """
 
@@ -240,7 +241,7 @@ def to_html(tax: Taxonomy) -> str:
             f'<td data-label="year">{ev.year}</td><td data-label="aspects">{_tags(ev.aspects)}</td>'
             f'<td data-label="capabilities">{_tags(caps_text, "c")}</td>'
             f'<td data-label="protocol">{_tags(ev.protocol, "p")}</td>'
-            f'<td data-label="in &rarr; out">{escape(" + ".join(ev.input))} &rarr; {escape(" / ".join(ev.output))}</td>'
+            f'<td class="io" data-label="in &rarr; out">{escape(" + ".join(ev.input))} &rarr; {escape(" / ".join(ev.output))}</td>'
             f'<td data-label="metrics">{escape("; ".join(ev.metrics))}</td>'
             f'<td data-label="paper">{escape(c.title)} ({c.year})<br><span class="links">{_links(ev)}</span></td></tr>'
         )
