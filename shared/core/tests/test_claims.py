@@ -154,3 +154,13 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert main([str(pkg)]) == 2
     assert "needs exactly one" in capsys.readouterr().err
     assert main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_an_exact_claim_with_a_control_passes_only_when_the_control_fails():
+    c = Claim.check("thin", "rank in the thinnest third", 3, "<=", 9, control=27, control_name="best covered")
+    assert c.passed and c.control == {"name": "best covered", "value": 27.0, "passed": False, "exact": True}
+    both = Claim.check("thin", "s", 3, "<=", 9, control=4, control_name="also thin")
+    assert not both.passed and both.control["passed"]
+    with pytest.raises(ValueError, match="control_name"):
+        Claim.check("x", "s", 1, "<", 2, control=3)
+    assert "exact" in render_results({"claims": [c.to_dict()]})

@@ -19,7 +19,6 @@ import datetime as _dt
 import json
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from .catalogue import Taxonomy
@@ -51,15 +50,14 @@ def gap_claims(tax: Taxonomy, rep: GapReport | None = None) -> tuple[list, dict]
             f"{aspect} is among the least covered {kind}: rank by weight (1 = thinnest of {size}) "
             f"in the thinnest third (<= {third}); {cov.count} evaluations measure it, weight {cov.weight:.2f}"
         )
-        claim = Claim.check(f"{aspect}_thin", statement, rank, "<=", third)
-        control = Claim.check(f"{best.aspect}_thin", "control", best_rank, "<=", third)
-        claim = replace(
-            claim,
-            control={
-                "name": f"{best.aspect} (best covered)",
-                "value": control.value,
-                "passed": control.passed,
-            },
+        claim = Claim.check(
+            f"{aspect}_thin",
+            statement,
+            rank,
+            "<=",
+            third,
+            control=best_rank,
+            control_name=f"{best.aspect} (best covered)",
         )
         claims.append(claim)
         numbers[aspect] = {

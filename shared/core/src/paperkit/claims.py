@@ -188,14 +188,36 @@ class Claim:
     control: dict | None = None
 
     @classmethod
-    def check(cls, id: str, statement: str, value: float | None, op: str, threshold: float) -> Claim:
-        """A single deterministic value against a threshold (NaN or None never passes). No interval, no
-        control: prefer :meth:`difference` or :meth:`over_seeds` for anything learned."""
+    def check(
+        cls,
+        id: str,
+        statement: str,
+        value: float | None,
+        op: str,
+        threshold: float,
+        *,
+        control: float | None = None,
+        control_name: str | None = None,
+    ) -> Claim:
+        """A single deterministic value against a threshold (NaN or None never passes): an exact count or a
+        closed form, where seeds change nothing. With ``control`` (the same quantity for the control arm, named
+        ``control_name``) it passes only when the control does not. Prefer :meth:`difference` or
+        :meth:`over_seeds` for anything learned."""
         if op not in OPS:
             raise ValueError(f"claim {id!r}: unknown op {op!r}; expected one of {sorted(OPS)}")
+
+        def ok(v: float | None) -> bool:
+            return v is not None and math.isfinite(v) and bool(OPS[op](v, float(threshold)))
+
         measured = None if value is None else float(value)
-        ok = measured is not None and math.isfinite(measured) and bool(OPS[op](measured, float(threshold)))
-        return cls(id, statement, measured, op, float(threshold), ok)
+        ctrl = None
+        if control is not None or control_name is not None:
+            if control_name is None:
+                raise ValueError(f"claim {id!r}: a control needs a control_name")
+            c_value = None if control is None else float(control)
+            ctrl = {"name": control_name, "value": c_value, "passed": ok(c_value), "exact": True}
+        passed = ok(measured) and not (ctrl and ctrl["passed"])
+        return cls(id, statement, measured, op, float(threshold), passed, control=ctrl)
 
     @classmethod
     def difference(

@@ -58,7 +58,10 @@ def render_results(summary: dict, *, source: str = "docs/default-summary.json") 
     ]
     for c in summary.get("claims", []):
         iv = c.get("interval")
-        iv_text = f"[{_num(iv[0])}, {_num(iv[1])}] ({100 * (c.get('level') or 0.95):.0f}%)" if iv else "-"
+        if iv:
+            iv_text = f"[{_num(iv[0])}, {_num(iv[1])}] ({100 * (c.get('level') or 0.95):.0f}%)"
+        else:
+            iv_text = "exact" if (c.get("control") or {}).get("exact") else "-"
         ctrl = c.get("control")
         ctrl_text = "-"
         if ctrl:
