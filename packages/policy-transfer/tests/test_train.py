@@ -41,10 +41,17 @@ def test_smoke_preset_writes_claims_figures_and_results(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["--preset", "smoke", "--out", str(out)]) == 0
     summary = read(out, "summary.json")
-    assert {c["id"] for c in summary["claims"]} == {"near_transfer_beats_scratch", "coverage_beats_single"}
+    ring_ids = {f"ring_coverage_beats_{a}" for a in ("entropy", "single", "ensemble", "lambda0")}
+    assert {c["id"] for c in summary["claims"]} == {
+        "near_transfer_beats_scratch",
+        "ring_visits_differ_between_latents",
+        *ring_ids,
+    }
     for c in summary["claims"]:
-        assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed"}
-    assert {"gridworld_transfer.png", "coverage.png", "minigrid_transfer.png"} <= {
+        # every claim is measured over seeds against a named control arm
+        assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed", "interval", "control"}
+        assert c["control"]["name"] and len(c["control"]["values"]) == c["seeds"]
+    assert {"gridworld_transfer.png", "coverage.png", "minigrid_transfer.png", "ring_diversity.png"} <= {
         p.name for p in out.glob("*.png")
     }
     res = summary["results"]
@@ -52,13 +59,27 @@ def test_smoke_preset_writes_claims_figures_and_results(tmp_path, capsys):
     assert set(grid["summary"]) == {"distribution", "single", "scratch", "bayes", "ensemble"}
     for cond, row in grid["summary"].items():
         assert row["near_steps"]["lo"] <= row["near_steps"]["mean"] <= row["near_steps"]["hi"]
-        assert ("coverage" in row) == (cond != "scratch")
-    # the claim's value is the interval's end that decides it
+        assert ("coverage_exact" in row) == (cond != "scratch")
+    # the claim's value is the mean difference of the arms' per-seed values, decided on its interval
     claim = next(c for c in summary["claims"] if c["id"] == "near_transfer_beats_scratch")
-    assert claim["value"] == grid["comparisons"]["near_steps_distribution_minus_scratch"]["hi"]
+    diff = grid["comparisons"]["near_steps_distribution_minus_scratch"]["mean"]
+    assert claim["value"] == pytest.approx(diff)
+    assert claim["passed"] == (claim["interval"][1] < 0)
+    ring = res["ring"]
+    assert set(ring["arms"]) == {"distribution", "lambda0", "single", "entropy", "ensemble"}
+    assert ring["lambda"] in ring["selection"]["lambda"]["candidates"]
+    # the single policy is one policy: one distinct route, no visitation spread between latents
+    assert ring["arms"]["single"]["routes"]["mean"] == 1.0
+    assert ring["arms"]["single"]["visits_between"]["mean"] == pytest.approx(0.0, abs=1e-9)
     assert set(res["minigrid"]["steps"]) == {"distribution", "scratch"}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {r["phase"] for r in rows} >= {"grid/pretrain/latent", "grid/scratch", "minigrid/transfer"}
+    assert {r["phase"] for r in rows} >= {
+        "ring/dev",
+        "ring/test",
+        "grid/pretrain/latent",
+        "grid/scratch",
+        "minigrid/transfer",
+    }
     assert "results in" in capsys.readouterr().out
 
 
@@ -104,6 +125,9 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
         (["--grid-start", "1"], "--grid-start needs two numbers"),
         (["--num-minibatches", "3"], "is not divisible by --num-minibatches 3"),
         (["--preset", "huge"], "invalid choice"),
+        (["--ring-targets", "2,3"], "--ring-targets (2, 3) is a wall in layout 'ring'"),
+        (["--ring-targets", "1,3,3"], "--ring-targets needs (row, col) pairs"),
+        (["--select-k", "9", "--ring-latents", "8"], "--select-k 9 exceeds --ring-latents 8"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):

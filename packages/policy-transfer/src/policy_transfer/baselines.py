@@ -1,13 +1,18 @@
 """Baselines in the same interface as :class:`~policy_transfer.distribution.LatentPolicy`.
 
-- *Single policy*: ``LatentPolicy`` trained with lambda = 0 (:func:`single_policy` only says so).
+- *Latent family at lambda = 0*: ``LatentPolicy`` trained without the entropy bound (:func:`single_policy`; the
+  first revision called this "the single policy", but it still conditions on z and its random initialisation
+  already makes its policies differ).
+- :class:`SinglePolicy`: one policy, no latent (the latent is a constant 0), optionally trained with a larger
+  action-entropy bonus: the maximum-entropy baseline the paper argues against.
 - :class:`BayesianPolicy`: a distribution over policies in *parameter* space, q(W) = N(mu, sigma^2) over the
   actor's last layer (on the tabular GridWorld that layer is the whole logits table). Its entropy is closed-form,
   H(q) = sum log sigma + n/2 log(2 pi e); the diversity objective is that entropy per parameter, so lambda has
   the same order of magnitude whatever the table's size. The latent is the standard normal draw eps
   (W = mu + sigma * eps), so sampling and acting look exactly like the latent family.
 - :class:`EnsemblePolicy`: K independent heads (the whole table when tabular; heads over a shared trunk on
-  vectors); z is the one-hot index of a head drawn uniformly. No diversity term.
+  vectors); z is the one-hot index of a head drawn uniformly. No diversity term. :meth:`EnsemblePolicy.heads`
+  gives the K distinct latents (the K policies without repeats).
 """
 
 from __future__ import annotations
@@ -22,8 +27,20 @@ from .policy import ObsSpec, PolicyFamily, Trunk, gaussian_entropy, ortho_, rows
 
 
 def single_policy(spec: ObsSpec, n_actions: int, **kwargs) -> LatentPolicy:
-    """The single-policy baseline: the same family as the distribution, trained with lambda = 0."""
+    """The lambda = 0 baseline: the same family as the distribution, trained with lambda = 0."""
     return LatentPolicy(spec, n_actions, **kwargs)
+
+
+class SinglePolicy(LatentPolicy):
+    """One policy: the latent family's parameters with ``latent_dim = 1`` and ``z`` always 0, so the hypernetwork
+    term is inert and every draw from the "prior" is the same policy. Train it with ``probe_latents = 0`` (it has
+    no diversity to measure) and, for the maximum-entropy baseline, a larger ``ent_coef``."""
+
+    def __init__(self, spec: ObsSpec, n_actions: int, *, hidden: int = 64, z_in_trunk: bool = False):
+        super().__init__(spec, n_actions, latent_dim=1, hidden=hidden, hyper_init=0.0, z_in_trunk=z_in_trunk)
+
+    def sample_latent(self, n, generator=None, device="cpu"):
+        return torch.zeros(n, 1, device=device)
 
 
 class BayesianPolicy(PolicyFamily):
@@ -105,6 +122,10 @@ class EnsemblePolicy(PolicyFamily):
     def sample_latent(self, n, generator=None, device="cpu"):
         k = torch.randint(self.latent_dim, (n,), generator=generator)
         return nn.functional.one_hot(k, self.latent_dim).float().to(device)
+
+    def heads(self, device="cpu") -> torch.Tensor:
+        """The K distinct latents, one per head: ``[K, K]`` (the identity)."""
+        return torch.eye(self.latent_dim, device=device)
 
     def forward(self, obs, z):
         h = self.actor_trunk(obs)

@@ -26,6 +26,7 @@ import torch
 from .baselines import BayesianPolicy, EnsemblePolicy
 from .distribution import LatentPolicy
 from .envs import make_vector_env
+from .exact import coverage_exact, exact_success, policy_tables
 from .gridworld import ENV_ID, BatchedGridWorld, GridError, make_layout
 from .policy import ObsSpec, PolicyFamily
 from .rl import PPOConfig, init_population, repeat_population
@@ -223,6 +224,17 @@ def grid_transfer(cfg, run, cond: str, pre: dict) -> dict:
     gen = torch.Generator().manual_seed(seed + 1)
     div_latents = family.sample_latent(S * cfg.select_k, gen).view(S, cfg.select_k, -1)
     divergence = policy_divergence(family, params, probe, div_latents)
+    # exact zero-shot success of L prior draws (ensemble: its K distinct heads) on the near targets
+    if isinstance(family, EnsemblePolicy):
+        ex_latents = family.heads().expand(S, -1, -1)
+    else:
+        ex_latents = family.sample_latent(S * cfg.ring_latents, gen).view(S, cfg.ring_latents, -1)
+    probs = policy_tables(family, params, layout.n_cells, ex_latents)
+    near_idx = [layout.index(c) for c in tasks["near"]]
+    exact = exact_success(
+        probs, torch.as_tensor(layout.transitions()), layout.index(tasks["start"]), near_idx, H
+    )
+    coverage_ex = coverage_exact(exact, min(cfg.select_k, ex_latents.shape[1]), cfg.solve_threshold)
     # what K sampled policies of the first seed do on the source task (for the figure)
     first_run = {k: v[:1] for k, v in params.items()}
     vis_env = BatchedGridWorld(layout, [tasks["source"]], cfg.select_k * 8, start=tasks["start"], max_steps=H)
@@ -243,6 +255,8 @@ def grid_transfer(cfg, run, cond: str, pre: dict) -> dict:
     return {
         "mode": mode,
         "coverage": coverage.tolist(),
+        "coverage_exact": coverage_ex.tolist(),
+        "exact_success": exact.mean((1, 2)).tolist(),
         "jumpstart": jump.tolist(),
         "best_of_k": best_k.tolist(),
         "far_zero_shot": zs["success"][:, n_near:].mean((1, 2)).tolist(),
@@ -333,7 +347,15 @@ def summarise_grid(cfg, res: dict) -> dict:
             "far_reached": float(reached[:, -1].mean()),
             "budget": r["budget"],
         }
-        for metric in ("coverage", "jumpstart", "best_of_k", "divergence", "far_zero_shot"):
+        for metric in (
+            "coverage",
+            "coverage_exact",
+            "exact_success",
+            "jumpstart",
+            "best_of_k",
+            "divergence",
+            "far_zero_shot",
+        ):
             if metric in r:
                 row[metric] = bootstrap_ci(r[metric], n=cfg.bootstrap, seed=cfg.seed)
         out[cond] = row

@@ -45,6 +45,16 @@ FOUR_ROOMS = """
 #############
 """
 
+# A ring of 12 cells around a 1x3 block (5 x 7 with the outer walls): two equal routes from (2, 1) to (2, 5), one
+# along the top row and one along the bottom row. Targets in the middle of either row lie on one route only.
+RING = """
+#######
+#.....#
+#.###.#
+#.....#
+#######
+"""
+
 
 class GridError(ValueError):
     """A bad layout, start or goal."""
@@ -140,15 +150,17 @@ def parse_layout(text: str, name: str = "custom") -> Layout:
 
 
 def make_layout(name: str | Layout) -> Layout:
-    """``"open9"`` (an open N x N room for any N >= 2), ``"four_rooms"``, or a :class:`Layout`."""
+    """``"open9"`` (an open N x N room for any N >= 2), ``"four_rooms"``, ``"ring"``, or a :class:`Layout`."""
     if isinstance(name, Layout):
         return name
     if name == "four_rooms":
         return parse_layout(FOUR_ROOMS, "four_rooms")
+    if name == "ring":
+        return parse_layout(RING, "ring")
     if name.startswith("open") and name[4:].isdigit() and int(name[4:]) >= 2:
         n = int(name[4:])
         return Layout(np.zeros((n, n), dtype=bool), name)
-    raise GridError(f"unknown layout {name!r}; use open<N> (e.g. open9) or four_rooms")
+    raise GridError(f"unknown layout {name!r}; use open<N> (e.g. open9), four_rooms or ring")
 
 
 class GridWorldEnv(gym.Env):
@@ -294,6 +306,9 @@ class BatchedGridWorld:
         self._free = torch.tensor(
             [self.layout.index(c) for c in self.layout.free_cells()], device=self.device
         )
+        self._goal_rank = torch.searchsorted(self._free, self.goals)
+        if start is None and len(self._free) < 2:
+            raise GridError("random starts need at least two free cells")
         self.pos = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self.t = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
 
@@ -309,24 +324,15 @@ class BatchedGridWorld:
     def _starts(self, n: int) -> torch.Tensor:
         if self.start is not None:
             return torch.full((n,), self.layout.index(self.start), dtype=torch.long, device=self.device)
-        # uniform over free cells; a draw that lands on the copy's goal is redrawn by shifting one free cell on
-        idx = torch.randint(len(self._free), (n,), generator=self.generator, device="cpu").to(self.device)
-        return self._free[idx]
-
-    def _fix_start_on_goal(self, starts: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
-        if self.start is not None:
-            return starts
-        clash = starts == goals
-        if clash.any():
-            where = torch.searchsorted(self._free, starts[clash])
-            starts = starts.clone()
-            starts[clash] = self._free[(where + 1) % len(self._free)]
-        return starts
+        # uniform over the free cells other than each copy's goal (like GridWorldEnv): draw a rank among the
+        # n_free - 1 allowed cells and skip the goal's rank
+        idx = torch.randint(len(self._free) - 1, (n,), generator=self.generator, device="cpu").to(self.device)
+        return self._free[idx + (idx >= self._goal_rank).long()]
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         if seed is not None:
             self.generator = torch.Generator().manual_seed(int(seed))
-        self.pos = self._fix_start_on_goal(self._starts(self.num_envs), self.goals)
+        self.pos = self._starts(self.num_envs)
         self.t = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         return self.pos.clone()
 
@@ -338,11 +344,7 @@ class BatchedGridWorld:
         truncated = (t >= self.max_steps) & ~terminated
         done = terminated | truncated
         reward = torch.where(terminated, self.goal_reward, self.step_reward)
-        if self.start is not None:
-            self.pos = torch.where(done, self._starts(1), nxt)
-        else:
-            fresh = self._fix_start_on_goal(self._starts(self.num_envs), self.goals)
-            self.pos = torch.where(done, fresh, nxt)
+        self.pos = torch.where(done, self._starts(1 if self.start is not None else self.num_envs), nxt)
         self.t = torch.where(done, 0, t)
         return self.pos.clone(), reward, terminated, truncated, nxt
 

@@ -125,7 +125,7 @@ class _Objective(nn.Module):
         self.family = family
         self.cfg = cfg
 
-    def forward(self, obs, z, actions, old_logp, adv, returns, probe_obs, zq, noise, lam):
+    def forward(self, obs, z, actions, old_logp, adv, returns, probe_obs, zq, noise, lam, ent_coef):
         cfg = self.cfg
         logits, value = self.family(obs, z)
         logp_all = torch.log_softmax(logits, -1)
@@ -140,7 +140,7 @@ class _Objective(nn.Module):
         else:
             pg = -(adv * logp).mean()
         v_loss = 0.5 * ((value - returns) ** 2).mean()
-        loss = pg - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+        loss = pg - ent_coef * entropy + cfg.vf_coef * v_loss
         if cfg.probe_latents > 0:
             div = self.family.diversity(probe_obs, zq, noise)
             loss = loss - lam * div["objective"] + div["aux_loss"]
@@ -157,7 +157,8 @@ STAT_NAMES = ("pg_loss", "v_loss", "entropy", "bound", "approx_kl")
 class Learner:
     """PPO/A2C for ``P`` runs of one policy family over ``env`` (``P * cfg.num_envs`` copies).
 
-    ``lam`` (a float or ``[P]``) weighs the family's diversity objective per run; ``latent=None`` redraws each
+    ``lam`` (a float or ``[P]``) weighs the family's diversity objective per run, ``ent_coef`` (a float or
+    ``[P]``; default ``cfg.ent_coef``) the action-entropy bonus per run; ``latent=None`` redraws each
     copy's ``z`` from the prior at every episode, ``latent [P, d]`` fixes run ``p``'s policy to ``latent[p]``.
     Call :meth:`iterate` for one rollout and update; it returns per-run statistics (``[P]`` tensors).
 
@@ -176,6 +177,7 @@ class Learner:
         latent: torch.Tensor | None = None,
         seed: int = 0,
         total_iterations: int | None = None,
+        ent_coef: float | torch.Tensor | None = None,
     ):
         self.family, self.env, self.cfg = family, env, cfg
         self.P = run_count(params)
@@ -195,6 +197,8 @@ class Learner:
             self._leaves = params
             self.objective = _Objective(family, cfg)
         self.lam = torch.as_tensor(lam, dtype=torch.float32, device=self.device).expand(self.P).clone()
+        ent = cfg.ent_coef if ent_coef is None else ent_coef
+        self.ent_coef = torch.as_tensor(ent, dtype=torch.float32, device=self.device).expand(self.P).clone()
         self.latent = None if latent is None else latent.to(self.device)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.opt = torch.optim.Adam(list(self._leaves.values()), lr=cfg.lr, eps=1e-5)
@@ -340,6 +344,7 @@ class Learner:
                     zq,
                     noise,
                     self.lam,
+                    self.ent_coef,
                 )
                 self.opt.zero_grad(set_to_none=True)
                 loss.sum().backward()

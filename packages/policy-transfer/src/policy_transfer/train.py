@@ -22,7 +22,7 @@ from paperkit import BaseConfig, ConfigError, Run, knob, run_trainer
 from .envs import MOVED_GOAL_ID
 from .experiments import CONDITIONS
 
-EXPERIMENTS = ("gridworld", "minigrid")
+EXPERIMENTS = ("ring", "gridworld", "minigrid")
 
 
 @dataclass
@@ -41,6 +41,34 @@ class Config(BaseConfig):
         "GridWorld conditions (distribution-sample: the distribution with sample-mode transfer)",
         choices=CONDITIONS,
     )
+    # the diversity experiment (ring): exact measures, baselines, lambda and entropy bonus chosen on dev seeds
+    ring_layout: str = knob(
+        "ring", "layout of the diversity experiment (ring: two equal routes around a block)"
+    )
+    ring_start: tuple[int, ...] = knob((2, 1), "ring: start cell (row, col)", low=0)
+    ring_source: tuple[int, ...] = knob((2, 5), "ring: source goal (row, col)", low=0)
+    ring_targets: tuple[int, ...] = knob(
+        (1, 3, 3, 3), "ring: target cells as row,col pairs (each on one route only)", low=0
+    )
+    ring_horizon: int = knob(12, "ring: source episode length", low=1)
+    ring_target_horizon: int = knob(4, "ring: steps within which a target must be reached", low=1)
+    ring_threshold: float = knob(0.8, "ring: exact success that counts as solving a target", low=0, high=1)
+    ring_seeds: int = knob(16, "ring: test seeds per arm (the claims)", low=2)
+    ring_dev_seeds: int = knob(
+        8, "ring: development seeds per candidate (selection of lambda and ent)", low=1
+    )
+    ring_lambdas: tuple[float, ...] = knob(
+        (0.03, 0.1, 0.3, 1.0), "ring: candidate lambdas (dev seeds)", low=0
+    )
+    ring_ent_coefs: tuple[float, ...] = knob(
+        (0.03, 0.1, 0.3), "ring: candidate entropy bonuses of the single policy (dev seeds)", low=0
+    )
+    ring_min_source: float = knob(
+        0.9, "ring: exact source success a candidate needs to be chosen (and an arm to count)", low=0, high=1
+    )
+    ring_pretrain_steps: int = knob(40960, "ring: source steps per run", low=1)
+    ring_num_envs: int = knob(32, "ring: environment copies per run (rollouts of --num-steps)", low=1)
+    ring_latents: int = knob(256, "ring: prior draws per seed for the exact measures", low=1)
     # GridWorld tasks
     grid_layout: str = knob("open9", "open<N> (an open N x N room) or four_rooms")
     grid_start: tuple[int, ...] = knob((4, 4), "start cell (row, col)", low=0)
@@ -122,6 +150,18 @@ class Config(BaseConfig):
                 raise ConfigError(
                     f"num_envs * num_steps = {n_envs * steps} is not divisible by --num-minibatches {self.num_minibatches}"
                 )
+        if "ring" in self.experiments:
+            from .gridworld import GridError
+            from .ring import ring_tasks
+
+            try:
+                ring_tasks(self)
+            except GridError as e:
+                raise ConfigError(str(e)) from None
+            if self.select_k > self.ring_latents:
+                raise ConfigError(f"--select-k {self.select_k} exceeds --ring-latents {self.ring_latents}")
+            if not self.ring_lambdas or not self.ring_ent_coefs:
+                raise ConfigError("--ring-lambdas and --ring-ent-coefs need at least one candidate each")
         if "gridworld" in self.experiments:
             from .experiments import grid_tasks
             from .gridworld import GridError
@@ -165,6 +205,13 @@ PRESETS = {
         mg_finetune_steps=128,
         mg_eval_episodes=1,
         mg_select_episodes=1,
+        ring_seeds=3,
+        ring_dev_seeds=2,
+        ring_lambdas=(0.1, 1.0),
+        ring_ent_coefs=(0.1,),
+        ring_pretrain_steps=1024,
+        ring_latents=8,
+        ring_num_envs=8,
     ),
     "default": {},
     "paper": dict(
@@ -220,9 +267,9 @@ def _grid(cfg: Config, run: Run) -> dict:
 
 def grid_claims(cfg: Config, res: dict, run: Run) -> dict:
     import numpy as np
+    from paperkit.claims import bootstrap_ci
 
     from .experiments import summarise_grid
-    from .transfer import bootstrap_ci
 
     summary = summarise_grid(cfg, res)
 
@@ -235,28 +282,23 @@ def grid_claims(cfg: Config, res: dict, run: Run) -> dict:
     comparisons = {}
     kw = {"n": cfg.bootstrap, "seed": cfg.seed}
     if "distribution" in res and "scratch" in res:
-        ci = bootstrap_ci(near("distribution"), near("scratch"), **kw)
-        comparisons["near_steps_distribution_minus_scratch"] = ci
-        run.claim(
+        comparisons["near_steps_distribution_minus_scratch"] = bootstrap_ci(
+            near("distribution"), near("scratch"), **kw
+        )
+        run.claim_difference(
             "near_transfer_beats_scratch",
-            "near targets: target steps to 90% evaluation success, pretrained distribution minus scratch "
-            f"(mean over targets and seeds {ci['mean']:.0f}, 95% CI [{ci['lo']:.0f}, {ci['hi']:.0f}]); "
-            "passes when the whole interval is below 0 (value: its upper end)",
-            ci["hi"],
-            "<",
-            0.0,
+            "open 9x9 GridWorld, near targets: target steps to 90% evaluation success (mean over targets), "
+            "pretrained distribution minus scratch",
+            method=near("distribution").tolist(),
+            control=near("scratch").tolist(),
+            control_name="scratch (no pretraining)",
+            op="<",
+            threshold=0.0,
+            paired=False,
         )
     if "distribution" in res and "single" in res:
-        ci = bootstrap_ci(res["distribution"]["coverage"], res["single"]["coverage"], **kw)
-        comparisons["coverage_distribution_minus_single"] = ci
-        run.claim(
-            "coverage_beats_single",
-            f"coverage@{cfg.select_k} of the near targets, distribution minus single policy "
-            f"(mean {ci['mean']:.3f}, 95% CI [{ci['lo']:.3f}, {ci['hi']:.3f}]); passes when the whole interval "
-            "is above 0 (value: its lower end)",
-            ci["lo"],
-            ">",
-            0.0,
+        comparisons["coverage_exact_distribution_minus_single"] = bootstrap_ci(
+            res["distribution"]["coverage_exact"], res["single"]["coverage_exact"], **kw
         )
         comparisons["near_steps_distribution_minus_single"] = bootstrap_ci(
             near("distribution"), near("single"), **kw
@@ -272,9 +314,9 @@ def grid_claims(cfg: Config, res: dict, run: Run) -> dict:
 
 def _minigrid(cfg: Config, run: Run) -> dict:
     import numpy as np
+    from paperkit.claims import bootstrap_ci
 
     from . import experiments as ex
-    from .transfer import bootstrap_ci
 
     run.phase("minigrid/pretrain", lambda: ex.mg_pretrain(cfg, run))
     res = {
@@ -295,10 +337,22 @@ def _minigrid(cfg: Config, run: Run) -> dict:
 def body(cfg: Config, run: Run) -> dict:
     from paperkit.device import seed_everything
 
-    from .figures import coverage_bars, grid_curves, minigrid_curves, source_visits
+    from .figures import coverage_bars, grid_curves, minigrid_curves, ring_bars, source_visits
 
     seed_everything(cfg.seed)
     results: dict = {"threads": cfg.threads}
+    if "ring" in cfg.experiments:
+        from .experiments import _loop, phase_seed
+        from .ring import ring_claims, run_ring
+
+        ring = run_ring(cfg, run, phase_seed, lambda desc: _loop(run, desc))
+        results["ring"] = {
+            "selection": ring["selection"],
+            "lambda": ring["lambda"],
+            "ent_coef": ring["ent_coef"],
+            "arms": ring_claims(cfg, ring, run),
+        }
+        run.save_figure(ring_bars(results["ring"]["arms"], cfg), "ring_diversity")
     if "gridworld" in cfg.experiments:
         from .experiments import grid_tasks
 

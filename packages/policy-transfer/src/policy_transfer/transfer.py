@@ -14,18 +14,29 @@
    are censored at their budget.
 
 Plus :func:`policy_divergence` (mean pairwise Jensen-Shannon divergence between sampled policies on probe
-states) and :func:`bootstrap_ci` (percentile bootstrap over independent units, i.e. seeds).
+states). ``bootstrap_ci`` is the core's (:func:`paperkit.claims.bootstrap_ci`), re-exported here because this
+module's API documented it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
+from paperkit.claims import bootstrap_ci
 
 from .policy import PolicyFamily
 from .rl import Learner, PPOConfig, evaluate_latents, population_forward, run_count
+
+__all__ = [
+    "bootstrap_ci",
+    "coverage_at_k",
+    "policy_divergence",
+    "steps_to_threshold",
+    "train_population",
+    "visitation",
+    "zero_shot",
+]
 
 
 def train_population(
@@ -36,6 +47,7 @@ def train_population(
     iterations: int,
     *,
     lam: float | torch.Tensor = 0.0,
+    ent_coef: float | torch.Tensor | None = None,
     latent: torch.Tensor | None = None,
     seed: int = 0,
     eval_env=None,
@@ -53,7 +65,15 @@ def train_population(
     :meth:`paperkit.Run.steps` for a progress bar and Ctrl-C handling); default ``range(n)``.
     """
     learner = Learner(
-        family, params, env, cfg, lam=lam, latent=latent, seed=seed, total_iterations=iterations
+        family,
+        params,
+        env,
+        cfg,
+        lam=lam,
+        ent_coef=ent_coef,
+        latent=latent,
+        seed=seed,
+        total_iterations=iterations,
     )
     P = learner.P
     success, returns, bound, entropy, evals = [], [], [], [], []
@@ -212,28 +232,3 @@ def policy_divergence(
     js = 0.5 * kl(a, mix) + 0.5 * kl(b, mix)  # [R, K, K, m]
     off = ~torch.eye(K, dtype=torch.bool)
     return js.mean(-1)[:, off].mean(-1).cpu()
-
-
-def bootstrap_ci(
-    units: np.ndarray | Sequence[float],
-    other: np.ndarray | Sequence[float] | None = None,
-    *,
-    n: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Percentile bootstrap of a mean over independent units (seeds), or of the difference of two means
-    (``mean(units) - mean(other)``, each resampled independently). Returns ``mean``, ``lo``, ``hi``."""
-    rng = np.random.default_rng(seed)
-    a = np.asarray(units, dtype=float)
-    if a.size == 0:
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan")}
-    stat = a.mean()
-    boot = a[rng.integers(0, a.size, (n, a.size))].mean(1)
-    if other is not None:
-        b = np.asarray(other, dtype=float)
-        stat = stat - b.mean()
-        boot = boot - b[rng.integers(0, b.size, (n, b.size))].mean(1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-    return {"mean": float(stat), "lo": float(lo), "hi": float(hi)}
