@@ -28,9 +28,9 @@ def teacher(cfg=CFG, seed=0) -> GPTNeoX:
     return t.eval()
 
 
-def trained_looking_stage1(normalize: str, cfg=CFG) -> HedgehogLM:
+def trained_looking_stage1(normalize: str, cfg=CFG, rotary: bool = False) -> HedgehogLM:
     s1 = HedgehogLM.from_teacher(
-        teacher(cfg), HedgehogConfig(feature_dim=6, normalize=normalize, chunk_size=16)
+        teacher(cfg), HedgehogConfig(feature_dim=6, normalize=normalize, chunk_size=16, rotary=rotary)
     )
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -43,9 +43,10 @@ def ids(b=2, L=70, seed=0, vocab=61):
     return torch.randint(0, vocab, (b, L), generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.parametrize("rotary", [False, True])
 @pytest.mark.parametrize("normalize", ["rms", "ratio"])
-def test_mamba_initialisation_reproduces_stage1(normalize):
-    s1 = trained_looking_stage1(normalize)
+def test_mamba_initialisation_reproduces_stage1(normalize, rotary):
+    s1 = trained_looking_stage1(normalize, rotary=rotary)
     m = mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
     x = ids()
     with torch.no_grad():
@@ -94,6 +95,9 @@ def all_models():
         m = MambaLM(CFG, MambaConfig(feature_dim=6, normalize=norm, chunk_size=16))
         m.init_weights()
         yield f"mamba-random-{norm}", m.eval()
+    s1 = trained_looking_stage1("ratio", rotary=True)
+    yield "hedgehog-rotary", s1
+    yield "mamba-from-stage1-rotary", mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
 
 
 @pytest.mark.parametrize("name, model", list(all_models()), ids=lambda v: v if isinstance(v, str) else "")
@@ -131,10 +135,23 @@ def test_input_errors_are_clear():
     with pytest.raises(ModelInputError, match="longer than the model's limit of 96"):
         generate(t, torch.zeros(1, 90, dtype=torch.long), 10)
     m = MambaLM(CFG, MambaConfig(feature_dim=4))
-    state = m.init_state(1)
-    _, state = m.step(torch.zeros(1, 96, dtype=torch.long), state)
-    with pytest.raises(ModelInputError, match="sequence of 97 tokens is longer"):
-        m.step(torch.zeros(1, 1, dtype=torch.long), state)
+    with pytest.raises(ModelInputError, match="outside the model's vocabulary of 61"):
+        m.step(torch.tensor([[61]]), m.init_state(1))
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_recurrent_models_decode_past_the_teachers_length_limit(rotary):
+    """The teacher stops at max_seq_len (96 here); its stage-1 and Mamba students have a fixed-size state and
+    decode on, equal to their full forward pass at twice that length."""
+    s1 = trained_looking_stage1("ratio", rotary=rotary)
+    m = mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
+    x = ids(b=2, L=200)
+    for model in (s1, m):
+        with torch.no_grad():
+            full = model(x)
+            inc = incremental(model, x, cut=90, steps=20)
+        torch.testing.assert_close(inc, full, rtol=1e-4, atol=1e-4)
+        assert generate(model, x[:, :150], 60, temperature=0).shape == (2, 210)
 
 
 def test_distill_loss_is_cross_entropy_plus_kl():
@@ -189,3 +206,20 @@ def test_teacher_attention_records_match_the_forward():
     w = records[0]["weights"]
     torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)))
     assert torch.all(w.triu(1) == 0)
+
+
+def test_stage1_end_to_end_term_is_the_kl_from_the_teachers_logits():
+    t = teacher()
+    s1 = HedgehogLM.from_teacher(t, HedgehogConfig(feature_dim=8, normalize="ratio", rotary=True))
+    x = ids(b=2, L=40)
+    records, t_logits = t.attention_io(x)
+    loss, parts = stage1_loss(s1, records, Stage1Loss(cosine=0, mse=0, xent=0, kl=1.0), ids=x, teacher_logits=t_logits)
+    p = t_logits.softmax(-1)
+    ref = (p * (p.log() - s1(x).log_softmax(-1))).sum(-1).mean()
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+    assert parts["kl"] == pytest.approx(ref.item(), rel=1e-5) and parts["cosine"] == 0
+    # the term reaches every feature map (the layer-wise terms see only their own layer's)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in s1.stage1_parameters())
+    with pytest.raises(ValueError, match="needs ids and the teacher's logits"):
+        stage1_loss(s1, records, Stage1Loss(kl=1.0))

@@ -2,6 +2,7 @@
 local checkpoint, torchrun with FSDP."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,18 +32,30 @@ def test_smoke_run_writes_results_claims_figure_and_teacher(tmp_path, capsys):
     assert main([*SMOKE, "--out", str(out)]) == 0
     summary = read(out, "summary.json")
     claims = {c["id"]: c for c in summary["claims"]}
-    assert set(claims) == {"mamba_vs_teacher", "beats_naive", "mamba_vs_stage1", "step0_equals_stage1"}
+    assert set(claims) == {"stage1_adds", "beats_naive", "mamba_vs_teacher", "stage1_improves", "step0_equals_stage1"}
     for c in claims.values():
         assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed"}
+    # claims over seeds carry the per-seed values, an interval and the control arm measured in the same run
+    for k in ("stage1_adds", "beats_naive", "mamba_vs_teacher", "stage1_improves"):
+        assert claims[k]["seeds"] == 2 and len(claims[k]["interval"]) == 2 and claims[k]["control"]["name"]
     # the step-0 equivalence is exact at any scale
     assert claims["step0_equals_stage1"]["passed"] and claims["step0_equals_stage1"]["value"] < 1e-5
     res = summary["results"]
-    ppl = res["perplexity"]
-    assert ppl["mamba"] == pytest.approx(claims["mamba_vs_teacher"]["value"] * ppl["teacher"])
-    # stage 2 and the baseline saw the same number of tokens
-    s1, s2, nv = res["stage1"]["0.25"], res["stage2"]["0.25"], res["naive"]
-    assert s1["tokens"] + s2["tokens"] == nv["tokens"] == res["student_steps"] * res["tokens_per_step"]
-    assert s2["curve"][0]["tokens"] == s1["tokens"] and s2["curve"][-1]["tokens"] == nv["curve"][-1]["tokens"]
+    arms = res["arms"]
+    mamba = [a["ppl"] for a in arms["stage2@0.25"]]
+    teacher = res["teacher"]["ppl"]
+    assert claims["mamba_vs_teacher"]["values"] == pytest.approx([m / teacher for m in mamba])
+    assert claims["stage1_adds"]["values"] == pytest.approx([math.log(m) for m in mamba])
+    assert claims["stage1_adds"]["control"]["values"] == pytest.approx([math.log(c["ppl"]) for c in arms["control"]])
+    # stage 2, its control and the baseline saw the same numbers of tokens, per seed
+    for s1, s2, ctl, nv in zip(arms["stage1@0.25"], arms["stage2@0.25"], arms["control"], arms["naive"]):
+        assert s1["tokens"] + s2["tokens"] == nv["tokens"] == res["student_steps"] * res["tokens_per_step"]
+        assert ctl["tokens"] == s2["tokens"] and ctl["curve"][0]["tokens"] == s1["tokens"]
+    # seeds differ; the untrained stage-1 arm is one deterministic model
+    assert mamba[0] != mamba[1] and arms["stage1@0"][0] == arms["stage1@0"][1]
+    # claims on test, choices on validation: both are recorded and they differ
+    assert all("val_ppl" in a and a["val_ppl"] != a["ppl"] for a in arms["naive"])
+    assert res["data"]["test_tokens"] > 0 and res["data"]["split"]["duplicate_paragraph_bytes"] > 0
     assert (out / "perplexity.png").is_file() and summary["figures"] == ["perplexity.png"]
     assert set(res["samples"]) == {"prompt", "teacher", "stage1", "mamba", "naive"}
     # the tiny teacher is written as a GPT-NeoX folder that loads back
@@ -76,7 +89,7 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
     )
     assert main(["--resume", str(cut)]) == 0
     assert (cut / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
-    for key in ("teacher", "stage2@0.25", "naive"):
+    for key in ("teacher", "stage2@0.25-s1", "control-s0", "naive-s1"):
         a, b = final_weights(ref, key), final_weights(cut, key)
         assert a.keys() == b.keys()
         for k in a:
@@ -204,12 +217,8 @@ def test_paper_preset_runs_a_few_steps_on_a_tiny_local_checkpoint(tmp_path):
     assert read(out, "config.json")["parallel"] == "fsdp"
     res = summary["results"]
     assert res["teacher"]["source"] == str(teacher) and "naive" not in res
-    assert {c["id"] for c in summary["claims"]} == {
-        "mamba_vs_teacher",
-        "mamba_vs_stage1",
-        "step0_equals_stage1",
-    }
-    assert res["stage2"]["0.25"]["steps"] == 6 and res["stage1"]["0.25"]["steps"] == 2
+    assert {c["id"] for c in summary["claims"]} == {"stage1_improves", "step0_equals_stage1"}
+    assert res["arms"]["stage2@0.25"][0]["steps"] == 6 and res["arms"]["stage1@0.25"][0]["steps"] == 2
     assert isinstance(res["samples"]["mamba"], str)
 
 
@@ -256,8 +265,9 @@ def test_torchrun_fsdp_two_ranks_match_one_process(tmp_path):
     r1, r2 = read(one, "summary.json")["results"], read(two, "summary.json")["results"]
     assert r2["world_size"] == 2
     for k, v in r1["perplexity"].items():
-        assert r2["perplexity"][k] == pytest.approx(v, rel=1e-4), k
-    w1, w2 = final_weights(one, "stage2@0.25"), final_weights(two, "stage2@0.25")
+        v, w = (x["mean"] if isinstance(x, dict) else x for x in (v, r2["perplexity"][k]))
+        assert w == pytest.approx(v, rel=1e-4), k
+    w1, w2 = final_weights(one, "stage2@0.25-s0"), final_weights(two, "stage2@0.25-s0")
     assert w1.keys() == w2.keys()
     for k in w1:
         torch.testing.assert_close(w2[k], w1[k], atol=1e-4, rtol=1e-4)

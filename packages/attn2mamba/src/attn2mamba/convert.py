@@ -11,6 +11,10 @@ are ``phi_q(x) = pair(x U_q + c_q)``, ``phi_k(x) = pair(x U_k + c_k)``)::
     conv1d <- identity (last tap 1, others 0, bias 0);  x_mix <- 0      (no SiLU)
     gate_mix <- 0 (gate = 1);  D <- 0;  norm gain <- stage-1 RMSNorm gain;  out_proj <- dense
 
+With ``rotary=True`` stage-1 maps (they read rotary-embedded q, k) the B and C rows get ``W_k``, ``W_q`` unchanged,
+the Mamba rotates them with the teacher's rotary embedding, and its per-group maps get ``U_k, c_k`` and
+``U_q, c_q``.
+
 Then ``H_t = H_{t-1} + x_t B_t^T`` and ``y_t = H_t C_t`` is the stage-1 numerator ``phi(q_t)^T S_t`` exactly
 (with ``normalize="ratio"`` the constant-1 channel of x gives the denominator). Embeddings, layer norms, MLPs and
 the head are copied. The z rows of in_proj keep their random init, so the gate can learn once ``gate_mix`` moves.
@@ -50,6 +54,8 @@ def mamba_from_hedgehog(stage1: HedgehogLM, mamba: MambaConfig | None = None, *,
         decay_min=base.decay_min,
         decay_max=base.decay_max,
         use_kernels=base.use_kernels,
+        rotary_dim=int(cfg.head_dim * cfg.rotary_pct) if hh.rotary else 0,
+        rotary_base=cfg.rotary_base,
     )
     p = next(stage1.parameters())
     with torch.random.fork_rng(devices=[]):
@@ -80,9 +86,17 @@ def _map_layer(att: HedgehogAttention, mix: Mamba2Mixer) -> None:
         bb = (torch.einsum("hpf,hp->hf", U, b[:, j]) + c).reshape(H * f)
         return w, bb
 
-    wq, bq = featured(0, att.feature_q)
-    wk, bk = featured(1, att.feature_k)
     di = H * P
+    if mix.mc.rotary_dim:  # head-sized b, c: the raw projections; the maps move into the mixer
+        wk, bk = W[:, 1].reshape(di, d), b[:, 1].reshape(di)
+        wq, bq = W[:, 0].reshape(di, d), b[:, 0].reshape(di)
+        f = P
+        for src, dst in ((att.feature_k, mix.feature_b), (att.feature_q, mix.feature_c)):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+    else:
+        wq, bq = featured(0, att.feature_q)
+        wk, bk = featured(1, att.feature_k)
     rows_w = mix.in_proj.weight  # [z | x | B | C | dt]
     rows_b = mix.in_proj.bias
     dt_ = rows_w.dtype

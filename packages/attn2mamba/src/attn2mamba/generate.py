@@ -3,7 +3,8 @@
     ids = generate(model, prompt, max_new_tokens=200, temperature=0.8, top_k=40)
 
 The prompt is consumed in one chunked pass (``model.step``), then one token at a time; ``temperature=0`` is
-greedy decoding. The sequence may not exceed the model's ``max_seq_len``.
+greedy decoding. The teacher's sequence may not exceed its ``max_seq_len``; the recurrent models (Hedgehog,
+Mamba) have no length limit and a state whose size does not grow.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def generate(
     if prompt.dim() == 1:
         prompt = prompt[None]
     total = prompt.shape[1] + max_new_tokens
-    if total > model.config.max_seq_len:
+    if model.length_limited and total > model.config.max_seq_len:
         raise ModelInputError(
             f"prompt plus {max_new_tokens} new tokens is {total} tokens, longer than the model's limit of "
             f"{model.config.max_seq_len} (max_seq_len)"

@@ -1,16 +1,19 @@
 """Stage 1: the teacher with every softmax attention replaced by Hedgehog linear attention.
 
 Each layer keeps the teacher's ``query_key_value`` and ``dense`` projections and adds two Hedgehog feature maps
-(``phi_q``, ``phi_k``, :class:`~attn2mamba.linear_attention.HedgehogFeatureMap`), applied to the **pre-rotary**
-queries and keys (a Mamba mixer has no rotation, so stage 2 can then copy the layer exactly). Normalisation
+(``phi_q``, ``phi_k``, :class:`~attn2mamba.linear_attention.HedgehogFeatureMap`). With ``rotary=True`` they
+read the queries and keys **after** the teacher's rotary embedding, as LoLCATs does (``phi(R_t q_t)``): the
+teacher's attention is positional and a map of pre-rotary q, k cannot see position. Stage 2 then carries the
+same rotation on the Mamba's B and C. With ``rotary=False`` the maps read the pre-rotary q, k. Normalisation
 (``normalize``):
 
 - ``"rms"`` (default; the notes' reading of the paper's "additional normalization"): drop the denominator and
   apply a per-head RMSNorm with a learned gain to the numerator, ``y_t = RMSNorm(phi(q_t)^T S_t)``;
 - ``"ratio"``: classic Hedgehog, ``y_t = phi(q_t)^T S_t / (phi(q_t)^T z_t + eps)``.
 
-Stage-1 training (:func:`stage1_loss`) fits only the feature maps and the norm gains, with every layer fed the
-teacher's own inputs (one teacher pass records them), so all layers train in parallel.
+Stage-1 training (:func:`stage1_loss`) fits only the feature maps and the norm gains: layer-wise terms with every
+layer fed the teacher's own inputs (one teacher pass records them, all layers train in parallel), and/or an
+end-to-end term, KL from the teacher's logits to the stage-1 model's own.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .linear_attention import (
     linear_attention_weights,
 )
 from .lm import DecoderLM, LMConfig
+from .teacher import Rotary
 
 NORMALIZE = ("rms", "ratio")
 
@@ -38,6 +42,7 @@ class HedgehogConfig:
     feature_dim: int = 32  # f: each feature map has 2f features (the Mamba state size in stage 2)
     normalize: str = "rms"
     feature_init: str = "identity"
+    rotary: bool = False  # feature maps on the rotary-embedded q, k (the teacher's rotary) instead of pre-rotary
     chunk_size: int = 64
     norm_eps: float = 1e-5
     ratio_eps: float = 1e-6
@@ -64,6 +69,7 @@ class HedgehogAttention(nn.Module):
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.attention_bias)
         self.feature_q = HedgehogFeatureMap(cfg.num_heads, cfg.head_dim, hh.feature_dim, hh.feature_init)
         self.feature_k = HedgehogFeatureMap(cfg.num_heads, cfg.head_dim, hh.feature_dim, hh.feature_init)
+        self.rotary = Rotary(int(cfg.head_dim * cfg.rotary_pct), cfg.rotary_base) if hh.rotary else None
         if hh.normalize == "rms":
             self.norm_weight = nn.Parameter(torch.ones(cfg.num_heads, cfg.head_dim))
 
@@ -76,12 +82,23 @@ class HedgehogAttention(nn.Module):
         qkv = self.query_key_value(h).view(b, L, self.num_heads, 3 * self.head_dim).transpose(1, 2)
         return qkv.chunk(3, dim=-1)
 
+    def features(self, q: torch.Tensor, k: torch.Tensor, pos: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``phi_q(q), phi_k(k)`` of the pre-rotary ``q, k`` at positions ``pos, pos + 1, ...``."""
+        if self.rotary is not None:
+            q, k = self.rotary(q, k, pos)
+        return self.feature_q(q), self.feature_k(k)
+
     def mix(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: torch.Tensor | None = None
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        state: torch.Tensor | None = None,
+        pos: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Linear attention on ``q, k, v [b, heads, L, head_dim]``; returns heads concatenated ``[b, L, hidden]``
-        (before ``dense``) and the state ``[b, heads, 2f, head_dim (+1 with ratio)]``."""
-        qf, kf = self.feature_q(q), self.feature_k(k)
+        """Linear attention on ``q, k, v [b, heads, L, head_dim]`` (pre-rotary); returns heads concatenated
+        ``[b, L, hidden]`` (before ``dense``) and the state ``[b, heads, 2f, head_dim (+1 with ratio)]``."""
+        qf, kf = self.features(q, k, pos)
         if self.hh.normalize == "ratio":
             v = torch.cat((v, torch.ones_like(v[..., :1])), dim=-1)
         if state is not None and q.shape[2] == 1:
@@ -97,7 +114,7 @@ class HedgehogAttention(nn.Module):
 
     def forward(self, h: torch.Tensor, state: Any = None, pos: int = 0):
         q, k, v = self.project(h)
-        o, new_state = self.mix(q, k, v, state)
+        o, new_state = self.mix(q, k, v, state, pos)
         return self.dense(o), new_state
 
     def init_state(self, batch: int, device=None, dtype=None) -> torch.Tensor:
@@ -108,13 +125,14 @@ class HedgehogAttention(nn.Module):
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """The student's normalised causal attention weights (for the stage-1 cross-entropy)."""
-        return linear_attention_weights(self.feature_q(q), self.feature_k(k))
+        return linear_attention_weights(*self.features(q, k))
 
 
 class HedgehogLM(DecoderLM):
     """Stage 1: the teacher's backbone with Hedgehog linear attention. Build it with :meth:`from_teacher`."""
 
     kind = "hedgehog"
+    length_limited = False  # a recurrent state: no positional limit
 
     def __init__(self, cfg: LMConfig, hh: HedgehogConfig | None = None):
         hh = hh or HedgehogConfig()
@@ -147,21 +165,41 @@ class Stage1Loss:
       ``dense``; the paper's loss according to summaries);
     - ``mse``: ``|student_out - teacher_out|^2 / |teacher_out|^2`` (relative MSE; LoLCATs uses plain MSE);
     - ``xent``: Hedgehog's soft cross-entropy ``-sum_s A_ts log a_ts`` between the teacher's softmax weights and
-      the student's normalised linear-attention weights (quadratic in length: for short sequences).
+      the student's normalised linear-attention weights (quadratic in length: for short sequences);
+    - ``kl``: end to end, ``KL(teacher || stage-1 model)`` of the next-token distributions, the stage-1 model
+      running on its own inputs (so a layer's error reaches the layers above it, which the layer-wise terms
+      never see).
     """
 
     cosine: float = 1.0
     mse: float = 1.0
     xent: float = 0.0
+    kl: float = 0.0
 
 
 def stage1_loss(
-    student: HedgehogLM, records: list[dict], weights: Stage1Loss
+    student: HedgehogLM,
+    records: list[dict],
+    weights: Stage1Loss,
+    *,
+    ids: torch.Tensor | None = None,
+    teacher_logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The stage-1 loss of ``student`` on the teacher's per-layer records
-    (:meth:`attn2mamba.GPTNeoX.attention_io`); returns ``(loss, parts)``."""
+    """The stage-1 loss of ``student`` on the teacher's per-layer records and logits
+    (:meth:`attn2mamba.GPTNeoX.attention_io`; ``ids`` and ``teacher_logits`` are needed when ``weights.kl > 0``);
+    returns ``(loss, parts)``."""
     total = 0.0
-    parts = {"cosine": 0.0, "mse": 0.0, "xent": 0.0}
+    parts = {"cosine": 0.0, "mse": 0.0, "xent": 0.0, "kl": 0.0}
+    if weights.kl:
+        if ids is None or teacher_logits is None:
+            raise ValueError("the end-to-end stage-1 term (kl > 0) needs ids and the teacher's logits")
+        s = student(ids).float().flatten(0, -2)
+        t = teacher_logits.float().flatten(0, -2)
+        kl = F.kl_div(s.log_softmax(-1), t.log_softmax(-1), log_target=True, reduction="batchmean")
+        total = weights.kl * kl
+        parts["kl"] = kl.item()
+    if not (weights.cosine or weights.mse or weights.xent):
+        return total, parts
     n = len(records)
     for block, rec in zip(student.blocks, records):
         attn: HedgehogAttention = block.mixer

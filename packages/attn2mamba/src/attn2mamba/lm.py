@@ -117,6 +117,8 @@ class DecoderLM(nn.Module):
     """
 
     kind = "lm"
+    # the teacher is limited to the positions it was trained on (max_seq_len); recurrent models are not
+    length_limited = True
 
     def __init__(self, cfg: LMConfig, mixers: list[nn.Module]):
         super().__init__()
@@ -140,7 +142,7 @@ class DecoderLM(nn.Module):
         if ids.numel() == 0:
             raise ModelInputError("empty input: at least one token is needed")
         end = pos + ids.shape[1]
-        if end > self.config.max_seq_len:
+        if self.length_limited and end > self.config.max_seq_len:
             raise ModelInputError(
                 f"sequence of {end} tokens is longer than the model's limit of "
                 f"{self.config.max_seq_len} (max_seq_len)"

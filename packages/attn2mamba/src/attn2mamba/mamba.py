@@ -12,6 +12,11 @@ One mixer, per token ``h`` (``heads`` SSM heads of size ``P``, ``groups`` sharin
     out = out_proj(RMSNorm_per_head(y * g))          normalize="rms"
     out = out_proj((y_num / y_den) * g)              normalize="ratio" (x gets a constant-1 channel)
 
+With ``rotary_dim > 0`` (the stage-1 maps read rotary-embedded q, k) the b and c rows of in_proj are head-sized
+(``P`` per group), the teacher's rotary embedding turns them at each token's absolute position, and a per-group
+Hedgehog map gives the features: ``B = phi_B(R_t b_t)``, ``C = phi_C(R_t c_t)``. Decoding carries the position;
+there is no length limit (the rotation is computed for any position).
+
 With ``x_mix = gate_mix = 1``, ``D = 1`` and random weights this is a Mamba-2 layer whose B/C activation is the
 Hedgehog pair of softmaxes instead of SiLU (the naive baseline). With ``x_mix = gate_mix = 0``, ``decay = 0``,
 ``dt = 1``, an identity convolution and ``D = 0`` it is exactly a stage-1 Hedgehog layer
@@ -35,9 +40,10 @@ from torch import nn
 
 from . import kernels
 from .hedgehog import NORMALIZE, rms_norm_heads
-from .linear_attention import feature_pair
+from .linear_attention import HedgehogFeatureMap, feature_pair
 from .lm import DecoderLM, LMConfig
 from .ssd import ssd_chunked, ssd_step
+from .teacher import Rotary
 
 
 @dataclass
@@ -59,6 +65,8 @@ class MambaConfig:
     decay_min: float = 1.0  # random init: decay (-A) uniform in [decay_min, decay_max]
     decay_max: float = 16.0
     use_kernels: str = "auto"  # "auto": mamba-ssm / causal-conv1d on CUDA when they import; "torch": never
+    rotary_dim: int = 0  # > 0: rotary on the first rotary_dim channels of head-sized b, c, then Hedgehog maps
+    rotary_base: float = 10000.0
 
     def __post_init__(self) -> None:
         if self.normalize not in NORMALIZE:
@@ -96,8 +104,15 @@ class Mamba2Mixer(nn.Module):
         if H % G:
             raise ValueError(f"{H} heads are not divisible into {G} groups")
         self.d_inner = H * P
-        self.conv_dim = self.d_inner + 2 * G * f
-        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * G * f + H, bias=True)
+        self.bc_dim = P if mc.rotary_dim else f  # per group: head-sized b, c when they are rotated first
+        if mc.rotary_dim:
+            if mc.rotary_dim > P:
+                raise ValueError(f"rotary_dim {mc.rotary_dim} is larger than the head dim {P}")
+            self.rotary = Rotary(mc.rotary_dim, mc.rotary_base)
+            self.feature_b = HedgehogFeatureMap(G, P, f, "identity")
+            self.feature_c = HedgehogFeatureMap(G, P, f, "identity")
+        self.conv_dim = self.d_inner + 2 * G * self.bc_dim
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * G * self.bc_dim + H, bias=True)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, mc.conv_kernel, groups=self.conv_dim, bias=True)
         self.dt_bias = nn.Parameter(torch.zeros(H))
         self.decay = nn.Parameter(torch.ones(H))
@@ -155,12 +170,20 @@ class Mamba2Mixer(nn.Module):
         mc = self.mc
         H, P, G, f = mc.num_heads, mc.head_dim, mc.num_groups, mc.feature_dim
         b, L, _ = h.shape
+        if state is not None and L == 1:
+            return self._step(h, state, pos)
         z, xbc, dt_raw = self.in_proj(h).split((self.d_inner, self.conv_dim, H), dim=-1)
         xbc, conv_state = self._conv(xbc, state)
-        x, bp, cp = xbc.split((self.d_inner, G * f, G * f), dim=-1)
+        x, bp, cp = xbc.split((self.d_inner, G * self.bc_dim, G * self.bc_dim), dim=-1)
         x = x + self.x_mix * (F.silu(x) - x)
-        Bm = feature_pair(bp.view(b, L, G, f))
-        Cm = feature_pair(cp.view(b, L, G, f))
+        if mc.rotary_dim:
+            bp, cp = (t.view(b, L, G, P).transpose(1, 2) for t in (bp, cp))  # [b, G, L, P]
+            bp, cp = self.rotary(bp, cp, pos)
+            Bm = self.feature_b(bp).transpose(1, 2)
+            Cm = self.feature_c(cp).transpose(1, 2)
+        else:
+            Bm = feature_pair(bp.view(b, L, G, f))
+            Cm = feature_pair(cp.view(b, L, G, f))
         dt = F.softplus(dt_raw.float() + self.dt_bias.float())
         xh = x.view(b, L, H, P)
         if mc.normalize == "ratio":
@@ -189,6 +212,37 @@ class Mamba2Mixer(nn.Module):
             y = rms_norm_heads(y, self.norm_weight, mc.norm_eps)
         return self.out_proj(y.reshape(b, L, self.d_inner)), new_state
 
+    def _step(self, h: torch.Tensor, state: MambaState, pos: int) -> tuple[torch.Tensor, MambaState]:
+        """One decoding token ``h [b, 1, d]``: the same function as :meth:`forward` with about half the kernel
+        launches (the depthwise convolution over the K-token window as a product and a sum, one rotary row,
+        no chunking)."""
+        mc = self.mc
+        H, P, G, f = mc.num_heads, mc.head_dim, mc.num_groups, mc.feature_dim
+        b = h.shape[0]
+        z, xbc, dt_raw = self.in_proj(h[:, 0]).split((self.d_inner, self.conv_dim, H), dim=-1)
+        window = torch.cat((state.conv.to(xbc.dtype), xbc[:, :, None]), dim=-1)  # [b, conv_dim, K]
+        xbc = (window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias
+        x, bp, cp = xbc.split((self.d_inner, G * self.bc_dim, G * self.bc_dim), dim=-1)
+        x = x + self.x_mix * (F.silu(x) - x)
+        if mc.rotary_dim:
+            bp, cp = self.rotary(bp.view(b, G, 1, P), cp.view(b, G, 1, P), pos)
+            Bm, Cm = self.feature_b(bp)[:, :, 0], self.feature_c(cp)[:, :, 0]
+        else:
+            Bm, Cm = feature_pair(bp.view(b, G, f)), feature_pair(cp.view(b, G, f))
+        dt = F.softplus(dt_raw.float() + self.dt_bias.float())
+        xh = x.view(b, H, P)
+        if mc.normalize == "ratio":
+            xh = torch.cat((xh, torch.ones_like(xh[..., :1])), dim=-1)
+        y, ssm = ssd_step(state.ssm, xh, dt, self.A, Bm, Cm)
+        if mc.normalize == "ratio":
+            y = y[..., :-1] / (y[..., -1:] + mc.ratio_eps)
+        y = y + xh[..., :P] * self.D.to(y.dtype)[:, None]
+        g = 1 + self.gate_mix * (F.silu(z) - 1)
+        y = y * g.view(b, H, P)
+        if mc.normalize == "rms":
+            y = rms_norm_heads(y, self.norm_weight, mc.norm_eps)
+        return self.out_proj(y.reshape(b, 1, self.d_inner)), MambaState(window[..., 1:], ssm)
+
     def init_state(self, batch: int, device=None, dtype=None) -> MambaState:
         mc = self.mc
         P = mc.head_dim + (1 if mc.normalize == "ratio" else 0)
@@ -204,6 +258,7 @@ class MambaLM(DecoderLM):
     from a stage-1 model with :func:`attn2mamba.mamba_from_hedgehog`."""
 
     kind = "mamba"
+    length_limited = False  # a recurrent state: no positional limit
 
     def __init__(self, cfg: LMConfig, mc: MambaConfig | None = None):
         mc = (mc or MambaConfig()).resolved(cfg)

@@ -45,14 +45,27 @@ class Rotary(nn.Module):
         self.base, self.requested = base, dim
         self.register_buffer("inv_freq", inv, persistent=False)
 
+    def table(self, end: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cos, sin [end', dim]`` for positions ``0 .. end' - 1`` (``end' >= end``), computed once and grown by
+        doubling: a decoding step reads one row instead of rebuilding its angles. Each row equals what a fresh
+        ``arange`` would give (integer positions are exact in float32)."""
+        key = (id(self.inv_freq), self.inv_freq.dtype, str(device))
+        cached = getattr(self, "_table", None)
+        if cached is None or cached[0] != key or cached[1].shape[0] < end:
+            size = max(end, 256, 2 * cached[1].shape[0] if cached is not None and cached[0] == key else 0)
+            t = torch.arange(size, device=device, dtype=torch.float32)
+            freqs = torch.outer(t, self.inv_freq.to(device=device, dtype=torch.float32))
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cached = (key, emb.cos(), emb.sin())
+            self._table = cached
+        return cached[1], cached[2]
+
     def forward(self, q: torch.Tensor, k: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.dim == 0:
             return q, k
         L = q.shape[-2]
-        t = torch.arange(pos, pos + L, device=q.device, dtype=torch.float32)
-        freqs = torch.outer(t, self.inv_freq.to(q.device))
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos().to(q.dtype), emb.sin().to(q.dtype)
+        cos, sin = self.table(pos + L, q.device)
+        cos, sin = cos[pos : pos + L].to(q.dtype), sin[pos : pos + L].to(q.dtype)
 
         def rot(x: torch.Tensor) -> torch.Tensor:
             xr, xp = x[..., : self.dim], x[..., self.dim :]

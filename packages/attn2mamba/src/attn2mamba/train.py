@@ -3,15 +3,19 @@
 Phases (each resumable; a finished phase is not redone on ``--resume``):
 
 1. ``teacher``: train a tiny GPT-NeoX on the corpus (or load ``--teacher DIR``, a GPT-NeoX/Pythia folder).
-2. ``stage1@F``: Hedgehog feature maps fitted to every teacher attention layer on the teacher's own inputs
-   (``F * student_tokens`` tokens).
-3. ``stage2@F``: the stage-1 model mapped into a Mamba model (step 0 equals stage 1), then trained on everything
-   with cross-entropy + ``kl_weight`` KL to the teacher for the remaining ``(1 - F) * student_tokens``.
-4. ``naive``: the same Mamba from random initialisation, same loss, all ``student_tokens`` tokens.
+2. ``stage1@0``: the stage-1 model with untrained (identity) feature maps, the control arm's starting point.
+3. Per student seed ``s`` (``--seeds``):
+   - ``stage1@F-sS``: Hedgehog feature maps fitted for ``F * student_tokens`` tokens (layer-wise terms and/or
+     the end-to-end KL, ``--stage1-*``);
+   - ``stage2@F-sS``: the stage-1 model mapped into a Mamba (step 0 equals stage 1), then trained on everything
+     with cross-entropy + ``kl_weight`` KL to the teacher for the remaining ``(1 - F) * student_tokens``;
+   - ``control-sS``: the same stage 2, on the same batches, from the *untrained* stage-1 maps (a zero-step
+     stage 1): what the teacher's copied weights give without stage 1;
+   - ``naive-sS``: the same Mamba from random initialisation, same loss, all ``student_tokens`` tokens.
 
-``--stage1-frac 0.05,0.1,0.25,0.5`` sweeps the split (phases 2-3 per value; the claims use the first value).
-Held-out perplexities, a figure of perplexity against tokens, samples from every model and four claims go to
-the run folder.
+Train, validation and test splits are disjoint (:func:`attn2mamba.data.split_documents`); curves and
+hyperparameter choices use validation, the claims use test. ``--stage1-frac 0.05,0.1,0.25,0.5`` sweeps the split
+(the claims use the first value).
 """
 
 from __future__ import annotations
@@ -38,7 +42,10 @@ class Config(BaseConfig):
         choices=("bytes", "teacher"),
     )
     val_fraction: float = knob(
-        0.1, "held-out fraction of the corpus (whole documents)", low=0, low_open=True, high=0.5
+        0.1, "validation fraction of the corpus (whole documents; curves, choices)", low=0, low_open=True, high=0.4
+    )
+    test_fraction: float = knob(
+        0.1, "test fraction of the corpus (whole documents; the claims)", low=0, low_open=True, high=0.4
     )
     seq_len: int = knob(128, "training and evaluation sequence length (tokens)", low=2)
     batch_size: int = knob(32, "global batch in sequences (split over torchrun ranks)", low=1)
@@ -56,7 +63,7 @@ class Config(BaseConfig):
     rotary_pct: float = knob(
         0.25, "tiny teacher: fraction of each head with rotary embeddings (Pythia's)", low=0, high=1
     )
-    teacher_steps: int = knob(1200, "tiny teacher: training steps", low=1)
+    teacher_steps: int = knob(1000, "tiny teacher: training steps", low=1)
     teacher_lr: float = knob(3e-3, "tiny teacher: AdamW peak learning rate", low=0, low_open=True)
     teacher_weight_decay: float = knob(0.1, "tiny teacher: AdamW weight decay on matrices", low=0)
     # stage 1
@@ -68,21 +75,29 @@ class Config(BaseConfig):
     )
     feature_init: str = knob("identity", "Hedgehog map init", choices=("identity", "kaiming"))
     stage1_cosine: float = knob(
-        1.0, "stage-1 loss weight: 1 - cosine(student, teacher) attention outputs", low=0
+        0.0, "stage-1 loss weight: 1 - cosine(student, teacher) attention outputs (layer-wise)", low=0
     )
-    stage1_mse: float = knob(1.0, "stage-1 loss weight: relative MSE of attention outputs", low=0)
+    stage1_mse: float = knob(
+        0.0, "stage-1 loss weight: relative MSE of attention outputs (layer-wise)", low=0
+    )
     stage1_xent: float = knob(
         0.0, "stage-1 loss weight: cross-entropy of attention weights (Hedgehog's)", low=0
+    )
+    stage1_kl: float = knob(
+        1.0, "stage-1 loss weight: end-to-end KL(teacher || stage-1 model) of the next-token logits", low=0
+    )
+    stage1_rotary: bool = knob(
+        False, "feature maps on the teacher's rotary-embedded q, k (the Mamba then rotates B and C)"
     )
     stage1_lr: float = knob(
         1e-2, "stage-1 Adam learning rate (feature maps and norm gains)", low=0, low_open=True
     )
     # budget and stage 2
     student_tokens: int = knob(
-        800_000, "distillation tokens: stage 1 + stage 2, and the naive baseline's whole budget", low=1
+        327_680, "distillation tokens: stage 1 + stage 2, and the naive baseline's whole budget", low=1
     )
     stage1_frac: tuple[float, ...] = knob(
-        (0.1,),
+        (0.125,),
         "fraction of student_tokens for stage 1; several values sweep the split (claims: the first)",
         low=0,
         high=1,
@@ -93,6 +108,10 @@ class Config(BaseConfig):
         "stage 2: learning-rate factor for the released mixer parameters (decay, dt, conv, SiLU/gate mixes, D)",
         low=0,
         low_open=True,
+    )
+    seeds: int = knob(3, "student seeds (stage 1, stage 2, control, naive per seed; one teacher)", low=1)
+    control: bool = knob(
+        True, "also train the control: stage 2 from untrained stage-1 maps, same batches and stage-2 tokens"
     )
     naive: bool = knob(True, "also train the naive baseline (random-init Mamba, same loss and tokens)")
     naive_lr: float = knob(3e-3, "naive baseline: AdamW peak learning rate", low=0, low_open=True)
@@ -115,9 +134,9 @@ class Config(BaseConfig):
         choices=("ddp", "fsdp"),
     )
     # evaluation
-    eval_windows: int = knob(256, "held-out windows for the final perplexities", low=1)
-    curve_windows: int = knob(48, "held-out windows per point of the perplexity curves", low=1)
-    curve_points: int = knob(6, "evaluations per phase for the curves", low=1)
+    eval_windows: int = knob(256, "test (and validation) windows for the final perplexities", low=1)
+    curve_windows: int = knob(48, "validation windows per point of the perplexity curves", low=1)
+    curve_points: int = knob(4, "evaluations per phase for the curves", low=1)
     sample_tokens: int = knob(120, "tokens sampled from every model at the end (0: none)", low=0)
 
     def check(self) -> None:
@@ -137,9 +156,9 @@ class Config(BaseConfig):
             )
         if not self.stage1_frac:
             raise ConfigError("--stage1-frac needs at least one value")
-        if self.stage1_cosine + self.stage1_mse + self.stage1_xent <= 0:
+        if self.stage1_cosine + self.stage1_mse + self.stage1_xent + self.stage1_kl <= 0:
             raise ConfigError(
-                "stage 1 needs a loss: set --stage1-cosine, --stage1-mse or --stage1-xent above 0"
+                "stage 1 needs a loss: set --stage1-cosine, --stage1-mse, --stage1-xent or --stage1-kl above 0"
             )
         if self.micro_batch and self.batch_size % self.micro_batch:
             raise ConfigError(
@@ -165,6 +184,7 @@ PRESETS = {
         sample_tokens=16,
         checkpoint_every=10,
         threads=1,
+        seeds=2,
     ),
     # one torch thread: these models gain little from a second, and on a shared CPU two threads stall badly
     "default": dict(threads=1),
@@ -175,6 +195,8 @@ PRESETS = {
         micro_batch=4,
         student_tokens=10_000_000_000,
         stage1_frac=(0.25,),
+        seeds=1,
+        control=False,
         feature_dim=64,
         stage1_lr=1e-2,
         stage2_lr=2e-4,
@@ -250,12 +272,14 @@ class _Ctx:
                 cfg.data,
                 self.tokenizer,
                 val_fraction=cfg.val_fraction,
+                test_fraction=cfg.test_fraction,
                 seed=cfg.seed,
                 min_tokens=cfg.seq_len + 1,
             )
         except (DataError, CheckpointError) as e:
             raise ConfigError(str(e)) from None
-        self.final_windows = eval_windows(self.corpus.val, cfg.seq_len, cfg.eval_windows)
+        self.final_windows = eval_windows(self.corpus.test, cfg.seq_len, cfg.eval_windows)  # claims
+        self.val_windows = eval_windows(self.corpus.val, cfg.seq_len, cfg.eval_windows)  # choices
         self.curve_windows = eval_windows(self.corpus.val, cfg.seq_len, cfg.curve_windows)
         self.tokens_per_step = cfg.batch_size * cfg.seq_len
         self.total_steps = max(1, round(cfg.student_tokens / self.tokens_per_step))
@@ -277,14 +301,15 @@ class _Ctx:
             max_seq_len=max(cfg.seq_len, 256),
         )
 
-    def batch(self, phase_id: int, step: int):
-        """This rank's share of the global batch of step ``step`` (the same windows whatever the world size)."""
+    def batch(self, phase_id: int, step: int, seed: int = 0):
+        """This rank's share of the global batch of step ``step`` of student seed ``seed`` (the same windows
+        whatever the world size)."""
         from paperkit.device import step_generator
         from paperkit.distributed import rank_slice
 
         from .data import sample_batch
 
-        g = step_generator(self.cfg.seed, phase_id, step)
+        g = step_generator(self.cfg.seed, phase_id, step, *((1000 + seed,) if seed else ()))
         full = sample_batch(self.corpus.train, self.cfg.batch_size, self.cfg.seq_len, g)
         return rank_slice(full, self.env).to(self.env.device)
 
@@ -292,6 +317,10 @@ class _Ctx:
         from .data import perplexity
 
         return perplexity(model, windows, batch=self.micro, device=self.env.device, autocast=self.autocast)
+
+    def final(self, model) -> dict:
+        """Test perplexity (the claims) and validation perplexity (the choices)."""
+        return {"ppl": self.ppl(model, self.final_windows), "val_ppl": self.ppl(model, self.val_windows)}
 
 
 def _adamw(params_groups, lr: float, weight_decay: float):
@@ -324,6 +353,7 @@ def _train_loop(
     trainable: list,
     manual_sync: bool,
     mode: str = "ddp",
+    seed: int = 0,
 ) -> list[dict]:
     """The step loop shared by every phase: lr schedule, micro-batches, clipping, curve points, checkpoints."""
     import torch
@@ -361,7 +391,7 @@ def _train_loop(
         f = _lr_factor(step, steps, cfg.warmup_frac)
         for g in opt.param_groups:
             g["lr"] = lr * f * g.get("lr_mult", 1.0)
-        batch = ctx.batch(phase_id, step)
+        batch = ctx.batch(phase_id, step, seed)
         total = 0.0
         for i in range(n_micro):
             mb = batch[i * ctx.micro : (i + 1) * ctx.micro]
@@ -418,7 +448,7 @@ def _teacher(ctx: _Ctx):
             "teacher",
             lambda: {
                 "source": cfg.teacher,
-                "ppl": ctx.ppl(teacher, ctx.final_windows),
+                **ctx.final(teacher),
                 "curve_ppl": ctx.ppl(teacher, ctx.curve_windows),
             },
         )
@@ -466,7 +496,7 @@ def _teacher(ctx: _Ctx):
             "tokens": cfg.teacher_steps * ctx.tokens_per_step,
             "params": model.num_params(),
             "curve": curve,
-            "ppl": ctx.ppl(model, ctx.final_windows),
+            **ctx.final(model),
             "curve_ppl": curve[-1]["ppl"],
         }
 
@@ -486,17 +516,19 @@ def _hedgehog_config(cfg: Config):
         feature_dim=cfg.feature_dim,
         normalize=cfg.normalize,
         feature_init=cfg.feature_init,
+        rotary=cfg.stage1_rotary,
         chunk_size=cfg.chunk_size,
     )
 
 
-def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
-    """Phase ``stage1@frac``: fit the feature maps; returns ``(stage-1 model, result)``."""
+def _stage1(ctx: _Ctx, teacher, frac: float, idx: int, seed: int):
+    """Phase ``stage1@frac-sSEED`` (``stage1@0`` for the untrained maps): fit the feature maps; returns
+    ``(stage-1 model, result)``."""
     from .hedgehog import HedgehogLM, Stage1Loss, stage1_loss
 
     cfg, run = ctx.cfg, ctx.run
-    key = f"stage1@{frac:g}"
     steps = int(round(frac * ctx.total_steps))
+    key = f"stage1@{frac:g}-s{seed}" if steps else "stage1@0"
 
     def build():
         m = HedgehogLM.from_teacher(teacher, _hedgehog_config(cfg))
@@ -505,7 +537,7 @@ def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
             p.requires_grad_(True)
         return m
 
-    weights = Stage1Loss(cfg.stage1_cosine, cfg.stage1_mse, cfg.stage1_xent)
+    weights = Stage1Loss(cfg.stage1_cosine, cfg.stage1_mse, cfg.stage1_xent, cfg.stage1_kl)
     trained: dict = {}
 
     def train() -> dict:
@@ -516,8 +548,9 @@ def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
         opt = torch.optim.Adam(params, lr=cfg.stage1_lr)
 
         def loss_fn(mb):
-            records, _ = teacher.attention_io(mb[:, :-1], weights=cfg.stage1_xent > 0)
-            return stage1_loss(model, records, weights)[0]
+            x = mb[:, :-1]
+            records, t_logits = teacher.attention_io(x, weights=cfg.stage1_xent > 0)
+            return stage1_loss(model, records, weights, ids=x, teacher_logits=t_logits)[0]
 
         if steps == 0:
             ctx.run.checkpoint(key).save(
@@ -538,14 +571,10 @@ def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
                 token_offset=0,
                 trainable=params,
                 manual_sync=True,
+                seed=seed,
             )
         trained["model"] = model
-        return {
-            "steps": steps,
-            "tokens": steps * ctx.tokens_per_step,
-            "curve": curve,
-            "ppl": ctx.ppl(model, ctx.final_windows),
-        }
+        return {"steps": steps, "tokens": steps * ctx.tokens_per_step, "curve": curve, **ctx.final(model)}
 
     res = run.phase(key, train)
     model = trained.get("model")
@@ -556,15 +585,18 @@ def _stage1(ctx: _Ctx, teacher, frac: float, idx: int):
     return model.eval(), res
 
 
-def _mamba_config(cfg: Config):
+def _mamba_config(cfg: Config, lm=None):
     from .mamba import MambaConfig
 
+    rotary = int(lm.head_dim * lm.rotary_pct) if (cfg.stage1_rotary and lm is not None) else 0
     return MambaConfig(
         feature_dim=cfg.feature_dim,
         normalize=cfg.normalize,
         conv_kernel=cfg.conv_kernel,
         chunk_size=cfg.chunk_size,
         use_kernels=cfg.use_kernels,
+        rotary_dim=rotary,
+        rotary_base=lm.rotary_base if lm is not None else 10000.0,
     )
 
 
@@ -582,7 +614,8 @@ def _distill(
     lr: float,
     offset: int,
     release_mult: float,
-) -> tuple[object, dict]:
+    seed: int = 0,
+) -> dict:
     """Stage 2 or the naive baseline: train every parameter of a Mamba LM with CE + KL to the teacher."""
     import torch
 
@@ -594,6 +627,7 @@ def _distill(
     def train() -> dict:
         model = build()
         start_ppl = ctx.ppl(model, ctx.final_windows)
+        start_val_ppl = ctx.ppl(model, ctx.val_windows)
         wrapped = parallel.wrap(model, env, cfg.parallel)
         released = [p for n, p in model.named_parameters() if any(r in n for r in RELEASED)]
         ids = {id(p) for p in released}
@@ -625,6 +659,7 @@ def _distill(
             trainable=list(model.parameters()),
             manual_sync=False,
             mode=cfg.parallel,
+            seed=seed,
         )
         m0 = {}
         base_model = model if not (env.distributed and cfg.parallel == "fsdp") else None
@@ -639,8 +674,9 @@ def _distill(
             "steps": steps,
             "tokens": steps * ctx.tokens_per_step,
             "start_ppl": start_ppl,
+            "start_val_ppl": start_val_ppl,
             "curve": curve,
-            "ppl": ctx.ppl(evaluated, ctx.final_windows),
+            **ctx.final(evaluated),
             "released_after": m0,
         }
 
@@ -652,63 +688,46 @@ def _figure(ctx: _Ctx, res: dict) -> None:
     from paperkit.plotting import figure
 
     fracs = ctx.cfg.stage1_frac
-    sweep = len(fracs) > 1
-    fig, axes = figure(2 if sweep else 1, 1, width=5.2, height=3.6)
+    arms = res["arms"]
+    fig, axes = figure(2, 1, width=5.2, height=3.6)
     ax = axes[0][0]
     ax.axhline(res["teacher"]["curve_ppl"], color="black", ls="--", lw=1, label="teacher")
     colors = ["tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan"]
     for i, f in enumerate(fracs):
         c = colors[i % len(colors)]
-        s1, s2 = res["stage1"][f"{f:g}"], res["stage2"][f"{f:g}"]
-        ax.plot(
-            [p["tokens"] for p in s1["curve"]],
-            [p["ppl"] for p in s1["curve"]],
-            color=c,
-            ls=":",
-            marker=".",
-            label=f"stage 1 (Hedgehog), split {f:g}",
-        )
-        ax.plot(
-            [p["tokens"] for p in s2["curve"]],
-            [p["ppl"] for p in s2["curve"]],
-            color=c,
-            marker="o",
-            ms=3,
-            label=f"stage 2 (Mamba), split {f:g}",
-        )
-    if "naive" in res:
-        nv = res["naive"]["curve"]
-        ax.plot(
-            [p["tokens"] for p in nv],
-            [p["ppl"] for p in nv],
-            color="tab:red",
-            marker="s",
-            ms=3,
-            label="naive Mamba (random init)",
-        )
+        s1, s2 = arms[f"stage1@{f:g}"][0], arms[f"stage2@{f:g}"][0]
+        ax.plot(*_xy(s1["curve"]), color=c, ls=":", marker=".", label=f"stage 1 (Hedgehog), split {f:g}")
+        ax.plot(*_xy(s2["curve"]), color=c, marker="o", ms=3, label=f"two-stage Mamba, split {f:g}")
+    if "control" in arms:
+        ax.plot(*_xy(arms["control"][0]["curve"]), color="tab:orange", marker="^", ms=3, label="control: no stage 1")
+    if "naive" in arms:
+        ax.plot(*_xy(arms["naive"][0]["curve"]), color="tab:red", marker="s", ms=3, label="naive Mamba (random init)")
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v else "0")
     ax.set_xlabel("distillation tokens")
-    ax.set_ylabel(f"held-out perplexity ({ctx.cfg.curve_windows} windows)")
-    ax.set_title("attn2mamba: perplexity against tokens")
+    ax.set_ylabel(f"validation perplexity ({ctx.cfg.curve_windows} windows)")
+    ax.set_title("attn2mamba: perplexity against tokens (seed 0)")
     ax.legend(fontsize=7)
-    if sweep:
-        ax2 = axes[0][1]
-        order = sorted(fracs)
-        ax2.plot(order, [res["stage2"][f"{f:g}"]["ppl"] for f in order], marker="o", label="two-stage Mamba")
-        ax2.plot(
-            order, [res["stage1"][f"{f:g}"]["ppl"] for f in order], marker=".", ls=":", label="stage 1 only"
-        )
-        if "naive" in res:
-            ax2.axhline(res["naive"]["ppl"], color="tab:red", ls="-.", lw=1, label="naive Mamba")
-        ax2.axhline(res["teacher"]["ppl"], color="black", ls="--", lw=1, label="teacher")
-        ax2.set_yscale("log")
-        ax2.set_title("the token split")
-        ax2.set_xlabel("stage-1 fraction of the tokens")
-        ax2.set_ylabel("final held-out perplexity")
-        ax2.legend(fontsize=7)
+    ax2 = axes[0][1]
+    f = f"{fracs[0]:g}"
+    names = [("stage1@0", "stage 1, untrained"), (f"stage1@{f}", "stage 1, trained"), ("control", "Mamba, no stage 1"),
+             (f"stage2@{f}", "two-stage Mamba"), ("naive", "naive Mamba")]
+    names = [(k, n) for k, n in names if k in arms]
+    for j, (k, _) in enumerate(names):
+        vals = [a["ppl"] for a in arms[k]]
+        ax2.scatter([j] * len(vals), vals, s=12, color="tab:blue")
+    ax2.axhline(res["teacher"]["ppl"], color="black", ls="--", lw=1, label="teacher")
+    ax2.set_xticks(range(len(names)), [n for _, n in names], rotation=20, fontsize=7)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("test perplexity (every seed)")
+    ax2.set_title("arms over seeds")
+    ax2.legend(fontsize=7)
     fig.tight_layout()
     ctx.run.save_figure(fig, "perplexity")
+
+
+def _xy(curve: list[dict]) -> tuple[list, list]:
+    return [p["tokens"] for p in curve], [p["ppl"] for p in curve]
 
 
 def _samples(ctx: _Ctx, models: dict) -> dict:
@@ -751,62 +770,88 @@ def body(cfg: Config, run: Run) -> dict:
     try:
         ctx = _Ctx(cfg, run)
         teacher, t_res = _teacher(ctx)
+        lm = ctx.lm_config()
         res: dict = {
             "data": ctx.corpus.summary(),
             "world_size": ctx.env.world_size,
             "teacher": t_res,
-            "stage1": {},
-            "stage2": {},
+            "arms": {},
             "tokens_per_step": ctx.tokens_per_step,
             "student_steps": ctx.total_steps,
+            "seeds": cfg.seeds,
         }
+        arms = res["arms"]
         models = {"teacher": teacher}
-        for i, frac in enumerate(cfg.stage1_frac):
-            s1, s1_res = _stage1(ctx, teacher, frac, i)
-            res["stage1"][f"{frac:g}"] = s1_res
-            s1_steps = s1_res["steps"]
+        s1_zero, s1_zero_res = _stage1(ctx, teacher, 0.0, 0, 0)
+        arms["stage1@0"] = [s1_zero_res] * cfg.seeds  # deterministic: the same for every seed
 
-            def build(s1=s1):
-                return mamba_from_hedgehog(s1, _mamba_config(cfg), seed=cfg.seed).train()
+        def from_stage1(s1, seed):
+            return lambda: mamba_from_hedgehog(s1, _mamba_config(cfg, lm), seed=cfg.seed + seed).train()
 
-            s2 = _distill(
-                ctx,
-                teacher,
-                f"stage2@{frac:g}",
-                11 + 2 * i,
-                build,
-                steps=ctx.total_steps - s1_steps,
-                lr=cfg.stage2_lr,
-                offset=s1_steps * ctx.tokens_per_step,
-                release_mult=cfg.release_lr_mult,
-            )
-            res["stage2"][f"{frac:g}"] = s2
-            if i == 0:
-                models["stage1"] = s1
-                if run.is_main and cfg.sample_tokens:  # only rank 0 knows this run's new checkpoints
-                    models["mamba"] = _load_mamba(ctx, build, f"stage2@{frac:g}")
-        if cfg.naive:
+        for seed in range(cfg.seeds):
+            for i, frac in enumerate(cfg.stage1_frac):
+                s1, s1_res = _stage1(ctx, teacher, frac, i, seed)
+                arms.setdefault(f"stage1@{frac:g}", []).append(s1_res)
+                s1_steps = s1_res["steps"]
+                key = f"stage2@{frac:g}-s{seed}"
+                build = from_stage1(s1, seed)
+                arms.setdefault(f"stage2@{frac:g}", []).append(
+                    _distill(
+                        ctx,
+                        teacher,
+                        key,
+                        11 + 2 * i,
+                        build,
+                        steps=ctx.total_steps - s1_steps,
+                        lr=cfg.stage2_lr,
+                        offset=s1_steps * ctx.tokens_per_step,
+                        release_mult=cfg.release_lr_mult,
+                        seed=seed,
+                    )
+                )
+                if i == 0 and seed == 0 and run.is_main and cfg.sample_tokens:
+                    models["stage1"] = s1
+                    models["mamba"] = _load_mamba(ctx, build, key)
+                if i == 0 and cfg.control:  # the same stage 2 (same batches) from untrained maps
+                    arms.setdefault("control", []).append(
+                        _distill(
+                            ctx,
+                            teacher,
+                            f"control-s{seed}",
+                            11,
+                            from_stage1(s1_zero, seed),
+                            steps=ctx.total_steps - s1_steps,
+                            lr=cfg.stage2_lr,
+                            offset=s1_steps * ctx.tokens_per_step,
+                            release_mult=cfg.release_lr_mult,
+                            seed=seed,
+                        )
+                    )
+            if cfg.naive:
 
-            def build_naive():
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(cfg.seed + 1)
-                    m = MambaLM(ctx.lm_config(), _mamba_config(cfg))
-                    m.init_weights()
-                return m.to(ctx.env.device).train()
+                def build_naive(seed=seed):
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(cfg.seed + 1 + seed)
+                        m = MambaLM(lm, _mamba_config(cfg, lm))
+                        m.init_weights()
+                    return m.to(ctx.env.device).train()
 
-            res["naive"] = _distill(
-                ctx,
-                teacher,
-                "naive",
-                3,
-                build_naive,
-                steps=ctx.total_steps,
-                lr=cfg.naive_lr,
-                offset=0,
-                release_mult=1.0,
-            )
-            if run.is_main and cfg.sample_tokens:
-                models["naive"] = _load_mamba(ctx, build_naive, "naive")
+                arms.setdefault("naive", []).append(
+                    _distill(
+                        ctx,
+                        teacher,
+                        f"naive-s{seed}",
+                        3,
+                        build_naive,
+                        steps=ctx.total_steps,
+                        lr=cfg.naive_lr,
+                        offset=0,
+                        release_mult=1.0,
+                        seed=seed,
+                    )
+                )
+                if seed == 0 and run.is_main and cfg.sample_tokens:
+                    models["naive"] = _load_mamba(ctx, build_naive, "naive-s0")
         _claims(cfg, run, res)
         if run.is_main:
             _figure(ctx, res)
@@ -826,37 +871,73 @@ def _load_mamba(ctx: _Ctx, build, key: str):
 
 
 def _claims(cfg: Config, run: Run, res: dict) -> None:
+    """Four claims over seeds, each against a control arm measured in this run, on the test split; and the
+    exactness of the stage-2 initialisation. Differences are in test cross-entropy (nats per token,
+    ``ln perplexity``), paired by seed."""
     f = f"{cfg.stage1_frac[0]:g}"
-    teacher, s1, s2 = res["teacher"]["ppl"], res["stage1"][f]["ppl"], res["stage2"][f]
-    mamba = s2["ppl"]
-    res["perplexity"] = {"teacher": teacher, "stage1": s1, "mamba_step0": s2["start_ppl"], "mamba": mamba}
-    run.claim(
-        "mamba_vs_teacher",
-        "perplexity(two-stage Mamba) / perplexity(teacher) <= 1.10 (paper: 14.11 / 13.86 = 1.018)",
-        mamba / teacher,
-        "<=",
-        1.10,
-    )
-    if "naive" in res:
-        res["perplexity"]["naive"] = res["naive"]["ppl"]
-        run.claim(
-            "beats_naive",
-            "two-stage Mamba beats the naive random-init Mamba at equal tokens (perplexity ratio two-stage / naive)",
-            mamba / res["naive"]["ppl"],
-            "<",
-            1.0,
+    arms = res["arms"]
+    teacher = res["teacher"]["ppl"]
+    ln = lambda arm: [math.log(a["ppl"]) for a in arms[arm]]  # noqa: E731
+    mamba = [a["ppl"] for a in arms[f"stage2@{f}"]]
+    table = {"teacher": teacher}
+    for k, name in (
+        ("stage1@0", "stage1_untrained"),
+        (f"stage1@{f}", "stage1"),
+        (f"stage2@{f}", "mamba"),
+        ("control", "mamba_without_stage1"),
+        ("naive", "naive"),
+    ):
+        if k in arms:
+            v = [a["ppl"] for a in arms[k]]
+            table[name] = {"mean": sum(v) / len(v), "seeds": v}
+    res["perplexity"] = table
+    n = len(mamba)
+    if "control" in arms:
+        run.claim_difference(
+            "stage1_adds",
+            "stage 1 adds to the final Mamba: test cross-entropy of the two-stage Mamba minus that of the same "
+            "recipe from untrained (identity) stage-1 maps, equal stage-2 tokens and batches (nats/byte)",
+            method=ln(f"stage2@{f}"),
+            control=ln("control"),
+            control_name="zero-step stage 1",
+            op="<",
+            threshold=0.0,
         )
-    run.claim(
-        "mamba_vs_stage1",
-        "two-stage Mamba is no worse than stage 1 alone (perplexity ratio Mamba / Hedgehog; paper 14.11 / 14.89)",
-        mamba / s1,
-        "<=",
-        1.0,
+    if "naive" in arms:
+        run.claim_difference(
+            "beats_naive",
+            "two-stage Mamba beats a random-init Mamba at equal total tokens: difference of test cross-entropy "
+            "(nats/byte)",
+            method=ln(f"stage2@{f}"),
+            control=ln("naive"),
+            control_name="naive (random-init) Mamba",
+            op="<",
+            threshold=0.0,
+        )
+        run.claim_over_seeds(
+            "mamba_vs_teacher",
+            "perplexity(two-stage Mamba) / perplexity(teacher) <= 1.10 on test (paper: 14.11 / 13.86 = 1.018)",
+            values=[m / teacher for m in mamba],
+            op="<=",
+            threshold=1.10,
+            control=[a["ppl"] / teacher for a in arms["naive"]],
+            control_name="naive Mamba / teacher",
+        )
+    run.claim_difference(
+        "stage1_improves",
+        "stage-1 training improves the stage-1 model itself: its test cross-entropy after stage 1 minus with "
+        "the untrained maps (nats/byte)",
+        method=ln(f"stage1@{f}"),
+        control=ln("stage1@0")[:n],
+        control_name="untrained maps (step 0)",
+        op="<",
+        threshold=0.0,
     )
     run.claim(
         "step0_equals_stage1",
-        "at step 0 of stage 2 the Mamba model's perplexity equals stage 1's within 0.5% (|ratio - 1|)",
-        abs(s2["start_ppl"] / s1 - 1),
+        "at step 0 of stage 2 the Mamba model's test perplexity equals stage 1's within 0.5% (max |ratio - 1| "
+        "over seeds; exact by construction)",
+        max(abs(a["start_ppl"] / b["ppl"] - 1) for a, b in zip(arms[f"stage2@{f}"], arms[f"stage1@{f}"])),
         "<=",
         0.005,
     )
