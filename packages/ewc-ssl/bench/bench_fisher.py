@@ -52,15 +52,29 @@ def bench_fisher(n: int, min_run_time: float) -> dict:
     t_loop = measure(lambda: loop_fisher(model, x, names, g), min_run_time)
     t_mb = measure(
         lambda: diagonal_fisher(
-            model, [x[i : i + 32] for i in range(0, n, 32)], variant="minibatch", params=names,
-            log_prob=model.output_log_prob, generator=g,
+            model,
+            [x[i : i + 32] for i in range(0, n, 32)],
+            variant="minibatch",
+            params=names,
+            log_prob=model.output_log_prob,
+            generator=g,
         ),
         min_run_time,
     )
-    f_ps = diagonal_fisher(model, [x[i : i + 32] for i in range(0, n, 32)], params=names, log_prob=model.output_log_prob, generator=g)
+    f_ps = diagonal_fisher(
+        model,
+        [x[i : i + 32] for i in range(0, n, 32)],
+        params=names,
+        log_prob=model.output_log_prob,
+        generator=g,
+    )
     f_mb = diagonal_fisher(
-        model, [x[i : i + 32] for i in range(0, n, 32)], variant="minibatch", params=names,
-        log_prob=model.output_log_prob, generator=g,
+        model,
+        [x[i : i + 32] for i in range(0, n, 32)],
+        variant="minibatch",
+        params=names,
+        log_prob=model.output_log_prob,
+        generator=g,
     )
     ratio_mb = float(sum(v.sum() for v in f_mb.values()) / sum(v.sum() for v in f_ps.values()))
     return {
@@ -131,7 +145,9 @@ def main() -> None:
         f"minibatch-squared {fisher['minibatch_samples_per_s']:.0f}"
     )
     print(f"  vmap / loop speed ratio: {fisher['vmap_over_loop']:.1f}x (goal >= 10)")
-    print(f"  F_minibatch / F_per_sample at B = 32: {fisher['F_minibatch_over_F_per_sample_at_B32']:.4f} (1/B = {1 / 32:.4f})")
+    print(
+        f"  F_minibatch / F_per_sample at B = 32: {fisher['F_minibatch_over_F_per_sample_at_B32']:.4f} (1/B = {1 / 32:.4f})"
+    )
     import timm
 
     torch.manual_seed(0)

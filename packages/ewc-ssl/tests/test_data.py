@@ -4,7 +4,7 @@ Waterbirds metadata layout read from a tiny folder written here."""
 import numpy as np
 import pytest
 import torch
-from ewc_ssl import MetadataImages, balanced_groups, group_accuracy, read_metadata, waterbirds_digits
+from ewc_ssl import balanced_groups, group_accuracy, metadata_image_list, read_metadata, waterbirds_digits
 from ewc_ssl.data import digit_splits, texture
 from paperkit.config import ConfigError
 
@@ -73,9 +73,11 @@ def test_waterbirds_metadata_layout(tmp_path):
     root = write_waterbirds(tmp_path / "wb")
     rows = read_metadata(root, "train")
     assert [r.path.name for r in rows] == ["0.jpg", "3.jpg", "6.jpg"]
-    ds = MetadataImages(root, "val", size=16)
-    x, y, a = ds[0]
-    assert x.shape == (3, 16, 16) and (y, a) == (1, 0)
+    from paperkit.streaming import StreamingImages
+
+    images = metadata_image_list(root, "val")
+    x, group, ok = StreamingImages(images, size=16)[0]  # row 1: y = 1, place = 0
+    assert ok and x.shape == (3, 16, 16) and x.dtype == torch.uint8 and group == 2
     with pytest.raises(ConfigError, match="no metadata.csv"):
         read_metadata(tmp_path, "train")
     (root / "metadata.csv").write_text("img_filename,y,split\nimgs/0.jpg,1,0\n")

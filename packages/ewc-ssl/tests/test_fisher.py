@@ -45,7 +45,9 @@ def test_exact_fisher_equals_the_loop_over_classes_and_true_fisher_converges_to_
     ref = loop_fisher(model, x, exact=True)
     for n in ref:
         torch.testing.assert_close(exact[n], ref[n], rtol=1e-5, atol=1e-7)
-    sampled = diagonal_fisher(model, [x], variant="true", samples=400, generator=torch.Generator().manual_seed(0))
+    sampled = diagonal_fisher(
+        model, [x], variant="true", samples=400, generator=torch.Generator().manual_seed(0)
+    )
     num = sum((sampled[n] - exact[n]).abs().sum() for n in exact)
     den = sum(exact[n].abs().sum() for n in exact)
     assert num / den < 0.1  # Monte-Carlo error of 400 draws per input
@@ -54,7 +56,9 @@ def test_exact_fisher_equals_the_loop_over_classes_and_true_fisher_converges_to_
 def test_only_the_named_parameters_are_kept_and_the_model_is_unchanged():
     model = tiny()
     before = {n: p.clone() for n, p in model.state_dict().items()}
-    f = diagonal_fisher(model, [torch.randn(8, 5)], params=["0.weight", "0.bias"], generator=torch.Generator().manual_seed(0))
+    f = diagonal_fisher(
+        model, [torch.randn(8, 5)], params=["0.weight", "0.bias"], generator=torch.Generator().manual_seed(0)
+    )
     assert set(f) == {"0.weight", "0.bias"}
     for n, p in model.state_dict().items():
         assert torch.equal(p, before[n])
@@ -72,7 +76,9 @@ def test_minibatch_squaring_is_about_one_over_b_of_the_per_sample_fisher():
     x = torch.randn(B * 64, 5)
     batches = [x[i : i + B] for i in range(0, len(x), B)]
     per_sample = diagonal_fisher(model, batches, variant="true", generator=torch.Generator().manual_seed(0))
-    minibatch = diagonal_fisher(model, batches, variant="minibatch", generator=torch.Generator().manual_seed(1))
+    minibatch = diagonal_fisher(
+        model, batches, variant="minibatch", generator=torch.Generator().manual_seed(1)
+    )
     ref = loop_fisher(model, x, exact=True)
     tot = lambda f: float(sum(v.sum() for v in f.values()))  # noqa: E731
     ratio = tot(minibatch) / tot(per_sample)
@@ -122,7 +128,7 @@ def test_import_a_released_fisher_for_a_timm_backbone(tmp_path):
     released["module.head.last_layer.weight"] = torch.rand(10, 3)  # a DINO head entry: dropped
     src = tmp_path / "vit_fim.pth"
     torch.save(released, src)
-    fisher = import_fisher(src, model, dest=tmp_path / "ours.safetensors", source="test")
+    fisher = import_fisher(src, model, dest=tmp_path / "ours.safetensors", origin="test")
     assert set(fisher) == {n for n, _ in model.named_parameters()}
     assert torch.equal(fisher["cls_token"], released["module.backbone.cls_token"])
     back = load_fisher(tmp_path / "ours.safetensors", model)

@@ -52,7 +52,9 @@ def test_add_grad_equals_autograd_and_l2sp_is_f_equal_one():
     ones = {n: torch.ones_like(f) for n, f in fisher.items()}
     l2 = EWCPenalty.l2sp(anchor, lam=2.0)
     torch.testing.assert_close(l2(model), EWCPenalty(anchor, ones, lam=2.0)(model))
-    torch.testing.assert_close(l2(model), reference_penalty(dict(model.named_parameters()), anchor, None, 2.0))
+    torch.testing.assert_close(
+        l2(model), reference_penalty(dict(model.named_parameters()), anchor, None, 2.0)
+    )
 
 
 def test_prox_step_is_the_exact_minimiser():

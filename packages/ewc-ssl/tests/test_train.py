@@ -36,12 +36,14 @@ def test_smoke_run_writes_claims_fisher_and_figure(smoke):
     assert set(res["chosen_lambda"]["ewc"]) <= {3.0, 300.0}
     assert (smoke / "lambda_sweep.png").is_file()
     # the Fisher file is tied to the SSL teacher's backbone of its seed
-    cfg = Config(**{k: v for k, v in PRESETS["smoke"].items()})
-    from ewc_ssl.experiment import _load_ssl
-    from paperkit.run import Run
+    cfg = Config(**PRESETS["smoke"])
+    from ewc_ssl import DINO
+    from paperkit.checkpoint import load_weights
 
-    run = Run.open("ewc-ssl", read(smoke, "config.json"), out=None, resume=str(smoke))
-    ssl, _ = _load_ssl(cfg, run, 0, torch.device("cpu"))
+    (weights,) = (smoke / "checkpoints").glob("pretrain--s0/step-*/weights.safetensors")
+    dino = DINO(build_ssl(cfg), total_samples=1, base_batch_size=1)
+    dino.load_state_dict(load_weights(weights)["dino"])
+    ssl = dino.teacher.module
     fisher = load_fisher(smoke / "fisher-s0.safetensors", ssl.backbone)
     assert set(fisher) == {n for n, _ in ssl.backbone.named_parameters()}
     assert min(float(v.min()) for v in fisher.values()) >= cfg.fisher_floor
@@ -90,7 +92,7 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
         (["--correlation", "1.5"], "--correlation must be <="),
         (["--lams", "0,1"], "--lams must be >"),
         (["--split-train", "0.9"], "sum to"),
-        (["--fisher-variant", "diagonal"], "--fisher-variant must be one of"),
+        (["--fisher-variant", "diagonal"], "invalid choice"),
         (["--experiment", "waterbirds"], "needs --data"),
         (["--preset", "huge"], "invalid choice"),
     ],
@@ -112,3 +114,54 @@ def test_ssl_model_is_a_distribution_over_prototypes():
 
 def test_readme_results_are_the_default_run():
     assert_readme_matches_summary(Path(__file__).parents[1])
+
+
+@pytest.mark.slow
+def test_paper_preset_on_a_tiny_waterbirds_folder(tmp_path):
+    """The paper path end to end on a folder written here: a timm CNN, its 'released' weights and Fisher as
+    local files (one with the usual wrapper prefixes), fine-tuning arms, claims."""
+    timm = pytest.importorskip("timm")
+    from test_data import write_waterbirds
+
+    root = write_waterbirds(tmp_path / "wb", n=12)
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=0)
+    weights = tmp_path / "dino_resnet.pth"
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in model.state_dict().items()}}, weights)
+    fim = tmp_path / "fim.pth"
+    torch.save({f"module.{n}": torch.rand_like(p) for n, p in model.named_parameters()}, fim)
+    out = tmp_path / "run"
+    argv = [
+        "--preset",
+        "paper",
+        "--data",
+        str(root),
+        "--backbone-weights",
+        str(weights),
+        "--fisher",
+        str(fim),
+        "--model",
+        "resnet10t",
+        "--image-size",
+        "32",
+        "--seeds",
+        "2",
+        "--lams",
+        "10",
+        "--ft-epochs",
+        "1",
+        "--wb-batch",
+        "4",
+        "--wb-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    summary = read(out, "summary.json")
+    assert {c["id"] for c in summary["claims"]} == {"ewc_worst_group", "fisher_vs_l2sp"}
+    assert set(summary["results"]["arms"]["0"]) == {"ft", "ewc/10", "l2sp/10"}
+    bad = [*argv[:-1], str(tmp_path / "run2")]
+    bad[bad.index(str(fim))] = str(tmp_path / "nofile.pth")
+    assert main(bad) == 2

@@ -9,7 +9,7 @@ penalty = EWCPenalty(ssl_model.backbone, load_fisher("fisher.safetensors", ssl_m
 loss = task_loss + penalty(model.backbone)          # L2-SP control: EWCPenalty.l2sp(anchor, lam)
 """
 
-from .data import GroupData, MetadataImages, balanced_groups, read_metadata, waterbirds_digits
+from .data import GroupData, balanced_groups, metadata_image_list, read_metadata, waterbirds_digits
 from .dino import DINO, MLPBackbone, PrototypeHead, SSLModel, dino_loss, sinkhorn_knopp
 from .finetune import Arm, StackedFinetune
 from .fisher import (
@@ -32,7 +32,6 @@ __all__ = [
     "FisherMismatch",
     "GroupData",
     "MLPBackbone",
-    "MetadataImages",
     "PrototypeHead",
     "SSLModel",
     "StackedFinetune",
@@ -43,6 +42,7 @@ __all__ = [
     "group_accuracy",
     "import_fisher",
     "load_fisher",
+    "metadata_image_list",
     "normalise",
     "read_fisher_metadata",
     "read_metadata",

@@ -9,8 +9,8 @@ pretraining, train, validation and test.
 
 **Waterbirds layout** (real data). A folder with ``metadata.csv`` whose columns name the image file, the label, the
 attribute and the split (Waterbirds: ``img_filename, y, place, split`` with split 0/1/2 = train/val/test;
-CelebA-style files with other column names are accepted via ``columns=``). :class:`MetadataImages` streams
-images from disk (a torch Dataset: decode and resize per item), so the set never has to fit in memory.
+CelebA-style files with other column names are accepted via ``columns=``). :func:`metadata_image_list` hands a
+split to the core's streaming pipeline (:mod:`paperkit.streaming`), so the set never has to fit in memory.
 """
 
 from __future__ import annotations
@@ -183,20 +183,26 @@ class MetadataRecord:
     a: int
 
 
-def read_metadata(root: str | Path, split: str, *, columns: dict[str, str] | None = None) -> list[MetadataRecord]:
+def read_metadata(
+    root: str | Path, split: str, *, columns: dict[str, str] | None = None
+) -> list[MetadataRecord]:
     """Rows of ``root/metadata.csv`` for ``split`` (train/val/test). Bad layouts are one-line ConfigErrors."""
     root = Path(root)
     cols = {**WATERBIRDS_COLUMNS, **(columns or {})}
     meta = root / "metadata.csv"
     if not meta.is_file():
-        raise ConfigError(f"{root}: no metadata.csv (expected the Waterbirds layout: {', '.join(cols.values())})")
+        raise ConfigError(
+            f"{root}: no metadata.csv (expected the Waterbirds layout: {', '.join(cols.values())})"
+        )
     if split not in SPLIT_CODES:
         raise ConfigError(f"unknown split {split!r}; expected train, val or test")
     with open(meta, newline="") as f:
         reader = csv.DictReader(f)
         absent = [c for c in cols.values() if c not in (reader.fieldnames or [])]
         if absent:
-            raise ConfigError(f"{meta}: no column {absent[0]!r} (columns: {', '.join(reader.fieldnames or [])})")
+            raise ConfigError(
+                f"{meta}: no column {absent[0]!r} (columns: {', '.join(reader.fieldnames or [])})"
+            )
         rows = []
         for line, row in enumerate(reader, start=2):
             if str(row[cols["split"]]).strip().lower() not in SPLIT_CODES[split]:
@@ -213,31 +219,13 @@ def read_metadata(root: str | Path, split: str, *, columns: dict[str, str] | Non
     return rows
 
 
-class MetadataImages(torch.utils.data.Dataset):
-    """A split of a Waterbirds-layout folder, streamed from disk: item ``i`` is ``(image [3, S, S] float in
-    ImageNet normalisation, y, a)``. Images are decoded and resized when read."""
+def metadata_image_list(root: str | Path, split: str, *, columns: dict[str, str] | None = None):
+    """A split of a Waterbirds-layout folder as the core's streaming :class:`paperkit.streaming.ImageList`,
+    with the **group** ``2 y + a`` as its integer label (``y = label // 2``, ``a = label % 2``): decode-on-demand
+    loading, resumable sampling across ranks and skipping of unreadable images come from the core."""
+    from paperkit.streaming import ImageList
 
-    MEAN = (0.485, 0.456, 0.406)
-    STD = (0.229, 0.224, 0.225)
-
-    def __init__(self, root: str | Path, split: str, *, size: int = 224, columns: dict[str, str] | None = None):
-        self.records = read_metadata(root, split, columns=columns)
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int):
-        from PIL import Image, UnidentifiedImageError
-
-        rec = self.records[i]
-        try:
-            with Image.open(rec.path) as im:
-                im = im.convert("RGB").resize((self.size, self.size), Image.BILINEAR)
-                arr = np.asarray(im, dtype=np.float32) / 255.0
-        except (OSError, UnidentifiedImageError) as e:
-            raise ConfigError(f"cannot read image {rec.path}: {e}") from None
-        x = (torch.from_numpy(arr).permute(2, 0, 1) - torch.tensor(self.MEAN)[:, None, None]) / torch.tensor(
-            self.STD
-        )[:, None, None]
-        return x, rec.y, rec.a
+    rows = read_metadata(root, split, columns=columns)
+    return ImageList(
+        [str(r.path) for r in rows], [2 * r.y + r.a for r in rows], ["y0-a0", "y0-a1", "y1-a0", "y1-a1"]
+    )

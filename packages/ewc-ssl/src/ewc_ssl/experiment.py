@@ -31,7 +31,12 @@ def build_ssl(cfg) -> SSLModel:
 def seed_data(cfg, seed: int, correlation: float) -> dict:
     """The splits of one seed: disjoint digit images; biased train, balanced val/test, balanced pretraining."""
     sp = digit_splits(
-        {"pretrain": cfg.split_pretrain, "train": cfg.split_train, "val": cfg.split_val, "test": cfg.split_test},
+        {
+            "pretrain": cfg.split_pretrain,
+            "train": cfg.split_train,
+            "val": cfg.split_val,
+            "test": cfg.split_test,
+        },
         seed=seed,
     )
     amp = cfg.amplitude
@@ -78,8 +83,12 @@ def pretrain(cfg, run: Run, seed: int, data: dict, device) -> tuple[SSLModel, di
             gen = step_generator(seed, 1, step)
             pick = torch.randint(0, len(idx_pool), (cfg.pre_batch,), generator=gen)
             if cfg.redraw_background:
-                views = [augment(redraw_background(idx_pool[pick.numpy()], gen, amplitude=cfg.amplitude), gen)]
-                views.append(augment(redraw_background(idx_pool[pick.numpy()], gen, amplitude=cfg.amplitude), gen))
+                views = [
+                    augment(redraw_background(idx_pool[pick.numpy()], gen, amplitude=cfg.amplitude), gen)
+                ]
+                views.append(
+                    augment(redraw_background(idx_pool[pick.numpy()], gen, amplitude=cfg.amplitude), gen)
+                )
             else:
                 views = [augment(x_pool[pick], gen), augment(x_pool[pick], gen)]
             loss = dino.loss(*(v.to(device) for v in views))
@@ -89,7 +98,13 @@ def pretrain(cfg, run: Run, seed: int, data: dict, device) -> tuple[SSLModel, di
             dino.update(cfg.pre_batch)
             value = run.check_finite(loss.item(), where=f"DINO seed {seed} step {step}")
             if step % log_every == 0 or step == cfg.pre_steps - 1:
-                run.log(phase="pretrain", seed=seed, step=step, loss=value, teacher_momentum=dino.teacher.momentum_at())
+                run.log(
+                    phase="pretrain",
+                    seed=seed,
+                    step=step,
+                    loss=value,
+                    teacher_momentum=dino.teacher.momentum_at(),
+                )
         save(cfg.pre_steps)
     ssl = dino.teacher.module  # DINO evaluates (and we anchor to) the teacher
     with torch.no_grad():
@@ -155,7 +170,9 @@ def arms_for(cfg, *, with_l2sp: bool) -> list[Arm]:
     return arms
 
 
-def finetune(cfg, run: Run, seed: int, ssl: SSLModel, fisher: dict, data: dict, correlation: float, device) -> dict:
+def finetune(
+    cfg, run: Run, seed: int, ssl: SSLModel, fisher: dict, data: dict, correlation: float, device
+) -> dict:
     key = f"finetune/s{seed}/c{correlation:g}"
     arms = arms_for(cfg, with_l2sp=correlation == cfg.correlation)
     sf = StackedFinetune(ssl.backbone, cfg.feat_dim, arms, fisher, seed=seed).to(device)
@@ -180,7 +197,9 @@ def finetune(cfg, run: Run, seed: int, ssl: SSLModel, fisher: dict, data: dict, 
         warm = torch.optim.Adam([sf.head_w, sf.head_b], lr=cfg.head_lr)
         for _ in range(cfg.lp_steps):
             logits = torch.baddbmm(sf.head_b, feats, sf.head_w)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(len(arms)))
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), y.repeat(len(arms))
+            )
             warm.zero_grad(set_to_none=True)
             loss.backward()
             warm.step()
@@ -233,7 +252,9 @@ def evaluate(cfg, sf: StackedFinetune, arms: list[Arm], data: dict, device) -> d
             "lam": arm.lam,
             **{f"{s}_{m}": split_acc[s][m][i] for s in split_acc for m in ("worst", "average")},
             "test_per_group": split_acc["test"]["per_group"][i],
-            "knn_digit": knn_accuracy(bank[i], data["pretrain"].digit, query[i], data["test"].digit, k=cfg.knn_k),
+            "knn_digit": knn_accuracy(
+                bank[i], data["pretrain"].digit, query[i], data["test"].digit, k=cfg.knn_k
+            ),
             "distance": float(dist[i]),
         }
     return out
@@ -257,29 +278,34 @@ def run_digits(cfg, run: Run) -> dict:
     per_seed: dict = {}
     correlations = [cfg.correlation] + ([cfg.sanity_correlation] if cfg.sanity_correlation > 0 else [])
     for seed in seeds:
-        rec: dict = {}
-        data = {c: seed_data(cfg, seed, c) for c in correlations}
-        base = data[cfg.correlation]
-        holder: dict = {}
-
-        def do_pretrain(seed=seed, base=base, holder=holder):
-            holder["ssl"], stats = pretrain(cfg, run, seed, base, device)
-            return stats
-
-        rec["pretrain"] = run.phase(f"pretrain/s{seed}", do_pretrain)
-        if "ssl" not in holder:  # resumed after this phase: the teacher's weights are in the checkpoint
-            holder["ssl"], _ = _load_ssl(cfg, run, seed, device)
-        ssl = holder["ssl"]
-        rec["fisher"] = run.phase(f"fisher/s{seed}", lambda: compute_fisher(cfg, run, seed, ssl, base, device))
-        fisher = load_fisher(run.out / rec["fisher"]["file"], ssl.backbone, device=device)
-        rec["arms"] = {}
-        for c in correlations:
-            rec["arms"][f"{c:g}"] = run.phase(
-                f"finetune/s{seed}/c{c:g}",
-                lambda c=c: finetune(cfg, run, seed, ssl, fisher, data[c], c, device),
-            )
-        per_seed[str(seed)] = rec
+        per_seed[str(seed)] = run_seed(cfg, run, seed, correlations, device)
     return summarise(cfg, run, per_seed, correlations)
+
+
+def run_seed(cfg, run: Run, seed: int, correlations: list[float], device) -> dict:
+    """Pretraining, Fisher and fine-tuning arms of one seed, each a phase of the run (resumable)."""
+    rec: dict = {}
+    data = {c: seed_data(cfg, seed, c) for c in correlations}
+    base = data[cfg.correlation]
+    holder: dict = {}
+
+    def do_pretrain():
+        holder["ssl"], stats = pretrain(cfg, run, seed, base, device)
+        return stats
+
+    rec["pretrain"] = run.phase(f"pretrain/s{seed}", do_pretrain)
+    if "ssl" not in holder:  # resumed after this phase: the teacher's weights are in the checkpoint
+        holder["ssl"], _ = _load_ssl(cfg, run, seed, device)
+    ssl = holder["ssl"]
+    rec["fisher"] = run.phase(f"fisher/s{seed}", lambda: compute_fisher(cfg, run, seed, ssl, base, device))
+    fisher = load_fisher(run.out / rec["fisher"]["file"], ssl.backbone, device=device)
+    rec["arms"] = {}
+    for c in correlations:
+        rec["arms"][f"{c:g}"] = run.phase(
+            f"finetune/s{seed}/c{c:g}",
+            lambda c=c: finetune(cfg, run, seed, ssl, fisher, data[c], c, device),
+        )
+    return rec
 
 
 def _load_ssl(cfg, run: Run, seed: int, device):
@@ -387,8 +413,12 @@ def plot(cfg, run: Run, per_seed: dict, main_c: str) -> None:
         (axes[0][1], "knn_digit", "kNN digit accuracy (pretraining data)"),
     ):
         for kind, colour in (("ewc", "tab:blue"), ("l2sp", "tab:orange")):
-            vals = np.array([[r["arms"][main_c][f"{kind}/{lam:g}"][metric] for lam in lams] for r in per_seed.values()])
-            ax.errorbar(lams, vals.mean(0), yerr=vals.std(0), label=kind.upper(), color=colour, marker="o", capsize=3)
+            vals = np.array(
+                [[r["arms"][main_c][f"{kind}/{lam:g}"][metric] for lam in lams] for r in per_seed.values()]
+            )
+            ax.errorbar(
+                lams, vals.mean(0), yerr=vals.std(0), label=kind.upper(), color=colour, marker="o", capsize=3
+            )
         ftv = np.array([r["arms"][main_c]["ft"][metric] for r in per_seed.values()])
         ax.axhline(ftv.mean(), color="k", ls="--", label="fine-tuning (lambda = 0)")
         ax.set_xscale("log")

@@ -187,7 +187,9 @@ def _progress(data, on: bool):
 # -- normalisation ------------------------------------------------------------------------------------------
 
 
-def normalise(fisher: dict[str, torch.Tensor], how: str = "mean", *, floor: float = 0.0) -> dict[str, torch.Tensor]:
+def normalise(
+    fisher: dict[str, torch.Tensor], how: str = "mean", *, floor: float = 0.0
+) -> dict[str, torch.Tensor]:
     """``F / mean(F)`` or ``F / max(F)`` over **all** entries (so one lambda grid fits every model), then
     ``max(F, floor)``. ``how="none"`` applies only the floor."""
     if how not in NORMALISATIONS:
@@ -246,7 +248,9 @@ def save_fisher(
         "meta": json.dumps(meta, sort_keys=True, default=str),
     }
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file({n: t.detach().float().cpu().contiguous() for n, t in fisher.items()}, str(tmp), metadata=metadata)
+    save_file(
+        {n: t.detach().float().cpu().contiguous() for n, t in fisher.items()}, str(tmp), metadata=metadata
+    )
     tmp.replace(path)
     return path
 
@@ -277,7 +281,9 @@ def load_fisher(
         raise FisherMismatch(f"no Fisher file at {path}")
     md = read_fisher_metadata(path)
     if md.get("format") != FORMAT:
-        raise FisherMismatch(f"{path}: not an ewc-ssl Fisher (format {md.get('format')!r}); use import_fisher")
+        raise FisherMismatch(
+            f"{path}: not an ewc-ssl Fisher (format {md.get('format')!r}); use import_fisher"
+        )
     fisher = load_file(str(path), device=str(device) if device is not None else "cpu")
     if weights is not None:
         tensors = dict(weights.named_parameters()) if isinstance(weights, nn.Module) else weights

@@ -1,6 +1,6 @@
 """Group metrics for spurious-correlation benchmarks: groups are label x attribute (Sagawa et al. 2020).
 
-    acc = group_accuracy(pred, y, group, n_groups=4)   # {"average", "worst", "per_group": [...]}
+acc = group_accuracy(pred, y, group, n_groups=4)   # {"average", "worst", "per_group": [...]}
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ def group_accuracy(pred: torch.Tensor, y: torch.Tensor, group: torch.Tensor, *, 
     once (then every value is a list over the leading dims, flattened)."""
     pred, y, group = torch.as_tensor(pred), torch.as_tensor(y), torch.as_tensor(group)
     if pred.shape[-1] != y.shape[-1] or y.shape != group.shape:
-        raise ValueError(f"group_accuracy: shapes {tuple(pred.shape)}, {tuple(y.shape)}, {tuple(group.shape)}")
+        raise ValueError(
+            f"group_accuracy: shapes {tuple(pred.shape)}, {tuple(y.shape)}, {tuple(group.shape)}"
+        )
     lead = pred.shape[:-1]
     p = pred.reshape(-1, pred.shape[-1])
     correct = (p == y).float()  # [M, N]

@@ -79,7 +79,9 @@ class EWCPenalty:
         """L2-SP: the same penalty with ``F = 1``."""
         return cls(anchor, None, lam, **kw)
 
-    def params(self, source: nn.Module | dict[str, torch.Tensor] | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def params(
+        self, source: nn.Module | dict[str, torch.Tensor] | Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """The tensors the penalty applies to, in its order. For a module the lookup is done once and cached
         (the hot path then does no per-parameter Python work); a list is taken as already in order."""
         if isinstance(source, list | tuple):

@@ -28,17 +28,26 @@ EXPERIMENTS = ("digits", "waterbirds")
 
 @dataclass
 class Config(BaseConfig):
-    experiment: str = knob("digits", "digits (offline, generated) or waterbirds (a folder, --data)", choices=EXPERIMENTS)
+    experiment: str = knob(
+        "digits", "digits (offline, generated) or waterbirds (a folder, --data)", choices=EXPERIMENTS
+    )
     seeds: int = knob(5, "independent seeds (pretraining, Fisher, splits and fine-tuning each)", low=1)
     # data
     correlation: float = knob(0.95, "P(texture = label) in the fine-tuning training split", low=0.5, high=1.0)
     sanity_correlation: float = knob(
-        0.5, "the sanity arm's correlation (0.5: no spurious feature); 0 disables the sanity arm", low=0, high=1.0
+        0.5,
+        "the sanity arm's correlation (0.5: no spurious feature); 0 disables the sanity arm",
+        low=0,
+        high=1.0,
     )
     amplitude: float = knob(0.4, "background texture amplitude", low=0, high=1)
-    split_pretrain: float = knob(0.35, "fraction of digit images for SSL pretraining (and the kNN bank)", low=0.05)
+    split_pretrain: float = knob(
+        0.35, "fraction of digit images for SSL pretraining (and the kNN bank)", low=0.05
+    )
     split_train: float = knob(0.30, "fraction for the fine-tuning training split", low=0.05)
-    split_val: float = knob(0.15, "fraction for validation (group-balanced: every image on both textures)", low=0.02)
+    split_val: float = knob(
+        0.15, "fraction for validation (group-balanced: every image on both textures)", low=0.02
+    )
     split_test: float = knob(0.20, "fraction for test (group-balanced)", low=0.02)
     # model
     hidden: int = knob(256, "backbone MLP width", low=1)
@@ -50,21 +59,28 @@ class Config(BaseConfig):
     pre_batch: int = knob(128, "DINO batch", low=2)
     pre_lr: float = knob(3e-4, "DINO AdamW learning rate", low=0, low_open=True)
     pre_weight_decay: float = knob(0.04, "DINO AdamW weight decay", low=0)
-    teacher_momentum: float = knob(0.99, "teacher EMA momentum at the start (cosine to 1)", low=0, high=0.99999)
+    teacher_momentum: float = knob(
+        0.99, "teacher EMA momentum at the start (cosine to 1)", low=0, high=0.99999
+    )
     student_temp: float = knob(0.1, "student temperature (also the Fisher's p(y | x))", low=0, low_open=True)
     teacher_temp: float = knob(0.04, "teacher temperature", low=0, low_open=True)
-    centering: str = knob("sinkhorn", "teacher centring: sinkhorn (DINOv2) or mean (DINO)", choices=("sinkhorn", "mean"))
+    centering: str = knob(
+        "sinkhorn", "teacher centring: sinkhorn (DINOv2) or mean (DINO)", choices=("sinkhorn", "mean")
+    )
     redraw_background: bool = knob(True, "SSL views get freshly drawn backgrounds (label-free augmentation)")
     # Fisher
     fisher_variant: str = knob(
-        "true", "true (y ~ p(y|x)), exact, empirical (y = argmax) or minibatch (the pitfall; do not)",
+        "true",
+        "true (y ~ p(y|x)), exact, empirical (y = argmax) or minibatch (the pitfall; do not)",
         choices=("true", "exact", "empirical", "minibatch"),
     )
     fisher_samples: int = knob(1000, "pretraining images the Fisher averages over", low=1)
     fisher_norm: str = knob("mean", "normalise F by its mean, max, or not", choices=("mean", "max", "none"))
     fisher_floor: float = knob(1e-3, "floor on the normalised Fisher", low=0)
     # fine-tuning
-    lams: tuple[float, ...] = knob((0.3, 3.0, 30.0, 300.0, 3000.0), "lambda grid (EWC and L2-SP)", low=0, low_open=True)
+    lams: tuple[float, ...] = knob(
+        (0.3, 3.0, 30.0, 300.0, 3000.0), "lambda grid (EWC and L2-SP)", low=0, low_open=True
+    )
     ft_epochs: int = knob(20, "fine-tuning epochs", low=1)
     ft_batch: int = knob(64, "fine-tuning batch", low=1)
     ft_lr: float = knob(1e-3, "backbone Adam learning rate (cosine to 0)", low=0, low_open=True)
@@ -109,7 +125,9 @@ PRESETS = {
         threads=1,
     ),
     "default": dict(threads=1),
-    "paper": dict(experiment="waterbirds", seeds=3, ft_epochs=100, ft_lr=1e-5, head_lr=1e-3, checkpoint_every=500),
+    "paper": dict(
+        experiment="waterbirds", seeds=3, ft_epochs=100, ft_lr=1e-5, head_lr=1e-3, checkpoint_every=500
+    ),
 }
 
 
