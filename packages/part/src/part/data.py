@@ -2,8 +2,9 @@
 
 * :class:`DigitScenes`: an S x S image = a random resized crop of one of scikit-image's bundled photographs, with
   one scikit-learn digit glyph (8 x 8) rendered by ``grid_sample`` at a continuous position, size and aspect ratio
-  in a random colour. Labels: the glyph's box ``(cx, cy, w, h) / S`` (the spatial task) and its class (the global
-  task). The glyph pool is split once (fixed seed) into disjoint pretrain+train / validation / test glyphs.
+  in a random colour. Labels: the glyph's box ``(cx, cy, w, h) / S`` (the spatial task), the photograph it was
+  cropped from (``scene``, 18-way: the global task) and the digit class (``y``; at this scale no frozen feature,
+  raw pixels included, reads it linearly above chance, so the trainer uses ``scene``). The glyph pool is split once (fixed seed) into disjoint pretrain+train / validation / test glyphs.
 * :class:`Signals`: 2 channels x T samples: a rhythm (one of ``classes`` frequencies) + random-walk drift + a
   Gaussian-windowed burst at a continuous onset; labels: the onset (the temporal task), the rhythm class (the
   global task) and the next ``horizon`` samples (forecasting). Splits draw from disjoint generator streams.
@@ -132,7 +133,8 @@ class DigitScenes:
         mean = bg.mean((1, 2, 3), keepdim=True)
         colour = torch.where(mean > 0.5, colour * 0.35, 0.65 + colour * 0.35)  # contrast with the background
         x = bg * (1 - alpha) + colour * alpha
-        return {"x": x, "box": torch.stack([cx, cy, w, h], -1), "y": self.labels[gi], "glyph": gi}
+        box = torch.stack([cx, cy, w, h], -1)
+        return {"x": x, "box": box, "y": self.labels[gi], "glyph": gi, "scene": which}
 
 
 class Signals:
@@ -157,8 +159,8 @@ class Signals:
         drift = torch.cumsum(torch.randn(n, 2, t_all, generator=g) * 0.03, -1)
         onset = self.burst + torch.rand(n, generator=g) * (self.length - 3 * self.burst)
         centre = onset + self.burst / 2
-        env = torch.exp(-0.5 * ((t - centre[:, None]) / (self.burst / 4)) ** 2)  # [n, T]
-        carrier = torch.sin(2 * math.pi * 0.3 * (t - onset[:, None]))
+        env = torch.exp(-0.5 * ((t - centre[:, None]) / (self.burst / 3)) ** 2)  # [n, T]
+        carrier = torch.sin(2 * math.pi * 0.1 * (t - onset[:, None]))
         burst = (1.5 * env * carrier)[:, None] * torch.tensor([1.0, -0.7])[None, :, None]
         noise = 0.1 * torch.randn(n, 2, t_all, generator=g)
         x = rhythm + drift + burst + noise

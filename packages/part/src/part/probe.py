@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+ALPHAS = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
 
 
 @torch.no_grad()

@@ -5,7 +5,8 @@ signals with a burst at a continuous onset) and every seed, each arm pretrains t
 steps, batch and optimiser) on a pool of unlabelled training inputs; then frozen on-grid features are probed with
 ridge regression (strength and position embedding on/off chosen on validation) and measured on test:
 
-* images: box regression (mean IoU; the spatial task) and digit class (accuracy; the global control task);
+* images: box regression (mean IoU; the spatial task) and which of the 18 photographs the background was cropped
+  from (accuracy; the global control task);
 * series: onset (mean absolute error in samples; the temporal task), forecasting the next samples (MSE) and the
   rhythm class (accuracy; the global control task).
 
@@ -25,7 +26,7 @@ from paperkit import BaseConfig, ConfigError, Run, knob, run_trainer
 ARMS = ("part", "mae", "droppos", "random")
 MODALITIES = ("images", "series", "folder")
 TASKS = {
-    "images": (("box", "box mean IoU", "higher"), ("class", "digit accuracy", "higher")),
+    "images": (("box", "box mean IoU", "higher"), ("class", "scene accuracy", "higher")),
     "series": (
         ("onset", "onset MAE (samples)", "lower"),
         ("forecast", "forecast MSE", "lower"),
@@ -174,7 +175,7 @@ def _layout(cfg: Config, modality: str):
 
 def make_data(cfg: Config, modality: str, seed: int) -> dict:
     """Pretraining pool and labelled train / val / test splits for one seed (deterministic in ``seed``)."""
-    import torch
+    import torch.nn.functional as F
 
     from .data import DigitScenes, Signals, split_generator
 
@@ -188,14 +189,14 @@ def make_data(cfg: Config, modality: str, seed: int) -> dict:
     out = {"pool": src.sample(cfg.pool, "train", split_generator(seed, "train", 1))["x"]}
     for split, n in sizes.items():
         d = src.sample(n, split, split_generator(seed, split))
-        t = {
-            "class": torch.nn.functional.one_hot(d["y"], 10 if modality == "images" else src.classes).double()
-        }
         if modality == "images":
-            t["box"] = d["box"].double()
+            t = {"box": d["box"].double(), "class": F.one_hot(d["scene"], len(src.photos)).double()}
         else:
-            t["onset"] = d["onset"].double()[:, None]
-            t["forecast"] = d["future"].flatten(1).double()
+            t = {
+                "onset": d["onset"].double()[:, None],
+                "forecast": d["future"].flatten(1).double(),
+                "class": F.one_hot(d["y"], src.classes).double(),
+            }
         out[split] = {"x": d["x"], "targets": t}
     return out
 
