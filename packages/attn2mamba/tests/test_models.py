@@ -223,3 +223,15 @@ def test_stage1_end_to_end_term_is_the_kl_from_the_teachers_logits():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in s1.stage1_parameters())
     with pytest.raises(ValueError, match="needs ids and the teacher's logits"):
         stage1_loss(s1, records, Stage1Loss(kl=1.0))
+
+
+@pytest.mark.parametrize("normalize", ["rms", "ratio"])
+def test_float64_models_stay_float64(normalize):
+    """No hidden float32 casts: in float64 the stage-2 initialisation reproduces stage 1 to ~1e-12."""
+    s1 = trained_looking_stage1(normalize).double()
+    m = mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
+    x = ids()
+    with torch.no_grad():
+        a, b = s1(x), m(x)
+    assert a.dtype == b.dtype == torch.float64
+    assert ((a - b).norm() / a.norm()).item() < 1e-10

@@ -54,7 +54,7 @@ class HedgehogConfig:
 
 def rms_norm_heads(y: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm over the last dim of ``y [..., heads, P]`` with gain ``weight [heads, P]``."""
-    yf = y.float()
+    yf = y.to(torch.promote_types(y.dtype, torch.float32))  # fp32 at least; float64 stays float64
     return (yf * torch.rsqrt(yf.pow(2).mean(-1, keepdim=True) + eps)).to(y.dtype) * weight
 
 

@@ -184,7 +184,8 @@ class Mamba2Mixer(nn.Module):
         else:
             Bm = feature_pair(bp.view(b, L, G, f))
             Cm = feature_pair(cp.view(b, L, G, f))
-        dt = F.softplus(dt_raw.float() + self.dt_bias.float())
+        acc = torch.promote_types(dt_raw.dtype, torch.float32)  # float64 models stay float64
+        dt = F.softplus(dt_raw.to(acc) + self.dt_bias.to(acc))
         xh = x.view(b, L, H, P)
         if mc.normalize == "ratio":
             xh = torch.cat((xh, torch.ones_like(xh[..., :1])), dim=-1)
@@ -229,7 +230,8 @@ class Mamba2Mixer(nn.Module):
             Bm, Cm = self.feature_b(bp)[:, :, 0], self.feature_c(cp)[:, :, 0]
         else:
             Bm, Cm = feature_pair(bp.view(b, G, f)), feature_pair(cp.view(b, G, f))
-        dt = F.softplus(dt_raw.float() + self.dt_bias.float())
+        acc = torch.promote_types(dt_raw.dtype, torch.float32)  # float64 models stay float64
+        dt = F.softplus(dt_raw.to(acc) + self.dt_bias.to(acc))
         xh = x.view(b, H, P)
         if mc.normalize == "ratio":
             xh = torch.cat((xh, torch.ones_like(xh[..., :1])), dim=-1)
