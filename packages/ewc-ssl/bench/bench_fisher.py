@@ -116,7 +116,19 @@ def bench_penalty(model: torch.nn.Module, label: str, x: torch.Tensor, min_run_t
         model(x).float().square().mean().backward()
         opt.step()
 
-    t_ours, t_fused, t_loop, t_step = (measure(f, min_run_time) for f in (ours, fused, loop, step))
+    from ewc_ssl import flat_penalty
+
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).requires_grad_(True)
+    a_flat = torch.cat([anchor[n].reshape(-1) for n, _ in model.named_parameters()])
+    f_flat = torch.cat([fisher[n].reshape(-1) for n, _ in model.named_parameters()])
+
+    def flat():
+        theta.grad = None
+        flat_penalty(theta, a_flat, f_flat, 10.0).backward()
+
+    t_ours, t_fused, t_loop, t_step, t_flat = (
+        measure(f, min_run_time) for f in (ours, fused, loop, step, flat)
+    )
     return {
         "model": label,
         "tensors": len(anchor),
@@ -125,6 +137,7 @@ def bench_penalty(model: torch.nn.Module, label: str, x: torch.Tensor, min_run_t
         "fused_add_grad_us": 1e6 * t_fused,
         "loop_us": 1e6 * t_loop,
         "step_us": 1e6 * t_step,
+        "flat_us": 1e6 * t_flat,
         "loop_over_foreach": t_loop / t_ours,
         "loop_over_fused": t_loop / t_fused,
         "foreach_over_step": t_ours / t_step,
@@ -164,8 +177,8 @@ def main() -> None:
     for r in rows:
         print(
             f"  {r['model']} ({r['tensors']} tensors, {r['parameters']} params): foreach {r['foreach_us']:.0f} us, "
-            f"fused add_grad_ {r['fused_add_grad_us']:.0f} us, per-parameter loop {r['loop_us']:.0f} us, "
-            f"training step {r['step_us']:.0f} us"
+            f"fused add_grad_ {r['fused_add_grad_us']:.0f} us, flat (one vector, the trainer's form) "
+            f"{r['flat_us']:.0f} us, per-parameter loop {r['loop_us']:.0f} us, training step {r['step_us']:.0f} us"
         )
         print(
             f"    loop / foreach {r['loop_over_foreach']:.2f}x, loop / fused {r['loop_over_fused']:.2f}x, "

@@ -102,13 +102,21 @@ class EWCPenalty:
         return [source[n] for n in self.names]
 
     def __call__(self, source) -> torch.Tensor:
-        """The penalty value, differentiable with respect to the parameters."""
+        """The penalty value, differentiable with respect to the parameters. One custom autograd node: the
+        forward computes ``g = lam F (theta - theta*)`` with foreach ops and keeps it; the backward returns
+        ``grad_output * g`` (no graph of intermediate foreach results, two passes fewer than autograd's)."""
         ps = self.params(source)
-        d = torch._foreach_sub(ps, self.anchor)
-        if self.sqrt_fisher is not None:
-            d = torch._foreach_mul(d, self.sqrt_fisher)
-        norms = torch._foreach_norm(d)
-        return 0.5 * self.lam * torch.stack(norms).square().sum()
+        return _Penalty.apply(self, *ps)
+
+    def value_and_gradient(self, ps: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        with torch.no_grad():
+            d = torch._foreach_sub(ps, self.anchor)
+            g = torch._foreach_mul(d, self.fisher) if self.fisher is not None else [t.clone() for t in d]
+            torch._foreach_mul_(g, self.lam)
+            # lam * F * d^2 >= 0 elementwise, so the sum of d * g is its L1 norm
+            torch._foreach_mul_(d, g)
+            value = 0.5 * torch.stack(torch._foreach_norm(d, 1)).sum()
+        return value, g
 
     @torch.no_grad()
     def gradient(self, source) -> list[torch.Tensor]:
@@ -150,6 +158,19 @@ class EWCPenalty:
         with torch.no_grad():
             d = torch._foreach_sub(self.params(source), self.anchor)
             return float(torch.stack(torch._foreach_norm(d)).square().sum().sqrt())
+
+
+class _Penalty(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, penalty: EWCPenalty, *ps: torch.Tensor) -> torch.Tensor:
+        value, g = penalty.value_and_gradient(list(ps))
+        ctx.save_for_backward(*g)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        g = ctx.saved_tensors
+        return (None, *torch._foreach_mul(list(g), grad_output))
 
 
 def flat_penalty(
