@@ -101,12 +101,12 @@ def test_per_run_gradient_clipping():
 @pytest.mark.parametrize("algo, lr, budget", [("ppo", 0.05, 6144), ("a2c", 0.1, 8192)])
 def test_learner_solves_a_5x5_grid_in_bounded_steps(algo, lr, budget):
     """Eight runs from (4, 0) to (0, 4) on a 5x5 grid: the exact success of each run's policy (16 latents) starts
-    below 0.05 and, after the budget, is at least 0.9 for the median run and 0.7 on average.
+    below 0.05 and, after the budget, is at least 0.85 for the median run and 0.7 on average.
 
-    Checked on 6 population seeds at 1 thread and 5 at 2 threads (identical floats here): median 0.97 to 1.00,
-    mean 0.84 to 0.99. A single run is not asserted: at these learning rates one run in eight can stall (PPO
-    0.41, A2C 0.0 on one seed each), which is why the earlier version of this test (two runs, evaluation episodes)
-    failed on 4 of 6 seeds."""
+    Checked on 6 population seeds at 1 thread (2 threads gave identical floats on the seed checked): median 0.968
+    to 0.999 (PPO) and 0.928 to 0.985 (A2C), mean 0.880 to 0.999 and 0.842 to 0.959. A single run is not asserted:
+    at these learning rates one run in eight can stall (PPO 0.41, A2C 0.0 on one seed each), which is why the
+    earlier version of this test (two runs, evaluation episodes, both >= 0.9) failed on 4 of 6 seeds."""
     spec = ObsSpec("index", 25)
     torch.manual_seed(0)
     fams = [LatentPolicy(spec, 4, latent_dim=2) for _ in range(8)]
@@ -124,7 +124,7 @@ def test_learner_solves_a_5x5_grid_in_bounded_steps(algo, lr, budget):
     env = BatchedGridWorld("open5", [(0, 4)], num_envs=8 * 8, start=(4, 0), max_steps=16)
     out = train_population(fams[0], params, env, cfg, budget // 128, seed=0)
     end = success(out["params"])
-    assert end.median() >= 0.9 and end.mean() >= 0.7, end
+    assert end.median() >= 0.85 and end.mean() >= 0.7, end
 
 
 def test_evaluate_latents_counts_first_episodes_only():

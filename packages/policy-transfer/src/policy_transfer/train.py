@@ -232,6 +232,9 @@ PRESETS = {
         mg_pretrain_steps=500_000,
         mg_finetune_steps=200_000,
         mg_lr=2.5e-4,
+        ring_seeds=64,
+        ring_dev_seeds=16,
+        ring_latents=1024,
     ),
 }
 
