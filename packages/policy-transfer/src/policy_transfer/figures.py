@@ -103,7 +103,7 @@ def ring_bars(arms: dict, cfg):
         ax.set_title(label, fontsize=9)
         if ylim:
             ax.set_ylim(*ylim)
-    fig.suptitle("ring task: every arm on fresh test seeds (95% t intervals over seeds)", fontsize=9)
+    fig.suptitle("ring task: every arm on fresh test seeds (95% t intervals over seeds)", fontsize=9, y=1.04)
     return fig
 
 
