@@ -54,6 +54,7 @@ def test_encoder_forward_at_off_grid_boxes_uses_their_positions():
 
 
 def test_objectives_give_finite_losses_and_gradients_reaching_the_encoder():
+    torch.manual_seed(0)
     for lay, x in (
         (Layout.image(16, 4), torch.rand(4, 3, 16, 16)),
         (Layout.series(64, 8, 2), torch.randn(4, 2, 64)),

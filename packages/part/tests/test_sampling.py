@@ -20,20 +20,25 @@ def unfold_patches(x: torch.Tensor, p: int) -> torch.Tensor:
     return F.unfold(x, p, stride=p).reshape(b, c, p, p, -1).permute(0, 4, 1, 2, 3)
 
 
+# grid_sample maps normalised coordinates back to pixels in float32: an exact pixel centre comes back within ~1e-7
+# of a pixel, so a sample mixes in ~1e-6 of its neighbour (seen up to 4e-6 on randn images)
+ATOL = 2e-5
+
+
 def test_on_grid_scale_one_boxes_reproduce_unfold():
-    x = torch.randn(3, 3, 24, 24)
+    x = torch.randn(3, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     out = crop_patches(x, grid_boxes(24, 6, batch=3), 6)
-    assert torch.allclose(out, unfold_patches(x, 6), atol=1e-6)
+    assert torch.allclose(out, unfold_patches(x, 6), atol=ATOL)
 
 
 def test_integer_off_grid_boxes_read_exact_pixels():
-    x = torch.randn(2, 1, 20, 20)
+    x = torch.randn(2, 1, 20, 20, generator=torch.Generator().manual_seed(1))
     boxes = sample_boxes(2, 30, 20, 5, integer=True, generator=torch.Generator().manual_seed(0))
     out = crop_patches(x, boxes, 5)
     for b in range(2):
         for n in range(30):
             x0, y0 = int(boxes[b, n, 0]), int(boxes[b, n, 1])
-            assert torch.allclose(out[b, n], x[b, :, y0 : y0 + 5, x0 : x0 + 5], atol=1e-6)
+            assert torch.allclose(out[b, n], x[b, :, y0 : y0 + 5, x0 : x0 + 5], atol=ATOL)
 
 
 def test_boxes_stay_inside_and_respect_scale_and_aspect():
@@ -50,7 +55,7 @@ def test_boxes_stay_inside_and_respect_scale_and_aspect():
 
 
 def test_vectorized_crop_equals_the_per_patch_loop_and_is_differentiable():
-    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
     boxes = sample_boxes(
         2, 9, 16, 4, scale=(0.5, 2.0), aspect=True, generator=torch.Generator().manual_seed(2)
     )
