@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from ema_scale.digits import SeedLinear, augment, seed_mlp, stream_indices
+from ema_scale.digits import SeedBatchNorm, SeedLinear, augment, seed_mlp, set_ghost, stream_indices
 from ema_scale.images import augment_images
 from ema_scale.parabola import simulate
 from torch import nn
@@ -62,3 +62,27 @@ def test_augment_images_shapes_and_range():
     v = augment_images(x, torch.Generator().manual_seed(0), size=16)
     assert v.shape == (1, 4, 3, 16, 16) and torch.isfinite(v).all()
     assert torch.equal(v, augment_images(x, torch.Generator().manual_seed(0), size=16))
+
+
+def test_ghost_batchnorm_equals_base_batches_normalised_apart():
+    """A batch of kappa base batches, two views each (view-major rows), normalised in ghost batches equals each
+    base batch (both of its views) normalised on its own: the per-sample loss does not depend on kappa."""
+    torch.manual_seed(0)
+    bn = SeedBatchNorm(3, 5)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0)
+        bn.bias.normal_()
+    base, kappa = 4, 3
+    v1, v2 = torch.randn(3, kappa * base, 5), torch.randn(3, kappa * base, 5)
+    set_ghost(bn, (2, kappa))
+    out = bn(torch.cat([v1, v2], 1))
+    set_ghost(bn, None)
+    for g in range(kappa):
+        rows = slice(g * base, (g + 1) * base)
+        ref = bn(torch.cat([v1[:, rows], v2[:, rows]], 1))
+        torch.testing.assert_close(out[:, rows], ref[:, :base])
+        torch.testing.assert_close(out[:, kappa * base :][:, rows], ref[:, base:])
+    whole = bn(torch.cat([v1, v2], 1))
+    set_ghost(bn, (2, 1))  # one group: the whole batch
+    torch.testing.assert_close(bn(torch.cat([v1, v2], 1)), whole)
+    assert not torch.allclose(out, whole)

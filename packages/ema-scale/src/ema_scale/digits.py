@@ -47,17 +47,37 @@ class SeedLinear(nn.Module):
 
 
 class SeedBatchNorm(nn.Module):
-    """Batch normalisation over dim 1 of ``[S, B, F]`` with batch statistics only (BYOL's heads)."""
+    """Batch normalisation over dim 1 of ``[S, B, F]`` with batch statistics only (BYOL's heads).
+
+    ``ghost = (views, groups)`` splits the batch, laid out view-major as ``[views, groups * n]`` rows, into
+    ``groups`` ghost batches of ``n`` samples (all their views together), each normalised with its own
+    statistics (Hoffer et al. 2017). With ``n`` the base batch, a step at ``kappa`` times the batch then has the
+    same per-sample loss as the ``kappa`` base steps it replaces, as the scaling rules assume (Goyal et al. 2017
+    kept BatchNorm's batch at 32 per worker for the same reason). ``None``: the whole batch."""
 
     def __init__(self, seeds: int, features: int, eps: float = 1e-5):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(seeds, 1, features))
         self.bias = nn.Parameter(torch.zeros(seeds, 1, features))
         self.eps = eps
+        self.ghost: tuple[int, int] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=False)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        if self.ghost is None or self.ghost[1] == 1:
+            var, mean = torch.var_mean(x, dim=1, keepdim=True, unbiased=False)
+            return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        views, groups = self.ghost
+        s, b, f = x.shape
+        g = x.view(s, views, groups, b // (views * groups), f)
+        var, mean = torch.var_mean(g, dim=(1, 3), keepdim=True, unbiased=False)
+        return ((g - mean) * torch.rsqrt(var + self.eps)).view(s, b, f) * self.weight + self.bias
+
+
+def set_ghost(module: nn.Module, ghost: tuple[int, int] | None) -> None:
+    """Set the ghost batches of every :class:`SeedBatchNorm` in ``module`` (see there)."""
+    for m in module.modules():
+        if isinstance(m, SeedBatchNorm):
+            m.ghost = ghost
 
 
 def seed_mlp(seeds: int, sizes: tuple[int, ...], seed: int, *, batchnorm: bool = False) -> nn.Sequential:
@@ -160,7 +180,12 @@ class BYOL(nn.Module):
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """2 - 2 cos(p, z) per sample, averaged over the batch and summed over seeds."""
-    return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)).mean(1).sum()
+    return byol_loss_per_seed(p, z).sum()
+
+
+def byol_loss_per_seed(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """2 - 2 cos(p, z) per sample, averaged over the batch: one value per seed ``[S]``."""
+    return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=-1)).mean(1)
 
 
 @dataclass
@@ -177,6 +202,8 @@ class ArmSpec:
     seed: int
     hidden: int = 256
     cosine_ema: bool = False  # BYOL: rho(s) cosine from ema_momentum to 1 over total_samples
+    ghost_bn: bool = False  # BYOL on digits: BatchNorm statistics over ghost batches of the base batch
+    curve_knn: bool = False  # BYOL: kNN accuracy of the online encoder per seed at every evaluation
     lars_rule: str = "linear"
     warmup_samples: int = 0  # linear learning-rate warm-up, in samples seen (Goyal et al.)
     model_name: str = "resnet18"  # byol-images: the timm backbone
@@ -233,18 +260,25 @@ def train_arm(
         ema.load_state_dict(weights["ema"])
         opt.load_state_dict(state["optimizer"])
         samples, curve, losses = int(state["samples"]), list(state["curve"]), list(state["losses"])
+        seed_losses = list(state.get("seed_losses", []))
         kappa = spec.schedule.kappa_at(samples)
         hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
         apply_hparams(opt, hp)
     else:
-        losses = []
+        losses, seed_losses = [], []
     ddp = wrap_ddp(model, env)
 
     def save(_step: int) -> None:
         ckpt.save(
             _step,
             {"model": model, "ema": ema},
-            {"optimizer": opt.state_dict(), "samples": samples, "curve": curve, "losses": losses},
+            {
+                "optimizer": opt.state_dict(),
+                "samples": samples,
+                "curve": curve,
+                "losses": losses,
+                "seed_losses": seed_losses,
+            },
         )
 
     def evaluate() -> dict:
@@ -259,6 +293,13 @@ def train_arm(
                     "online_acc": online_acc.mean().item(),
                     "ema_acc_seeds": ema_acc.tolist(),
                 }
+            if spec.curve_knn:
+                ftr = _features(model, data["x_train"], spec, env)
+                fte = _features(model, data["x_test"], spec, env)
+                knn = [
+                    knn_accuracy(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(spec.seeds)
+                ]
+                return {"knn_acc": sum(knn) / len(knn), "knn_acc_seeds": knn}
             return {}
 
     # steps are counted in whole batches; the schedule may change the batch, so count by samples
@@ -288,12 +329,19 @@ def train_arm(
             # augmentations whatever the number of ranks
             gen = step_generator(spec.seed, 17, samples)
             full = x_train[idx.to(env.device)]
+            if spec.ghost_bn:
+                base_rank = spec.schedule.base_batch_size // env.world_size
+                groups = per_rank // base_rank if base_rank and per_rank % base_rank == 0 else 1
+                set_ghost(model, (2, groups))
+                set_ghost(ema.module, (2, groups))
             views = torch.cat([_views(spec, full, gen)[:, mine], _views(spec, full, gen)[:, mine]], 1)
             with autocast(env.device):
                 with torch.no_grad():
                     z1, z2 = ema(views).float().chunk(2, dim=1)
                 p1, p2 = ddp(views).float().chunk(2, dim=1)
-            loss = byol_loss(p1, z2) + byol_loss(p2, z1)
+            per_seed = byol_loss_per_seed(p1, z2) + byol_loss_per_seed(p2, z1)
+            loss = per_seed.sum()
+            seed_losses.append(all_reduce_mean(per_seed.detach()).tolist())
         value = all_reduce_mean(loss.detach()).item()  # the global batch's loss, the same on every rank
         run.check_finite(value, where=f"{key} step {step}")
         opt.zero_grad(set_to_none=True)
@@ -310,11 +358,12 @@ def train_arm(
                 "global_batch": bs,
                 "per_rank_batch": per_rank,
                 "loss": sum(losses) / len(losses) / spec.seeds,
+                **({"loss_seeds": [sum(v) / len(v) for v in zip(*seed_losses)]} if seed_losses else {}),
                 "ema_momentum": ema.momentum_at(bs),
                 "lr": opt.param_groups[0]["lr"],
                 **evaluate(),
             }
-            losses = []
+            losses, seed_losses = [], []
             curve.append(point)
             run.log(**point)
             if on_eval:

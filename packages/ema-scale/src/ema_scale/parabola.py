@@ -33,6 +33,7 @@ class ParabolaResult:
     gap: dict[
         str, dict[int, float]
     ]  # arm -> kappa -> sup over the grid of max(|d mean|, |d std|) to kappa = 1
+    group_gap: dict[str, dict[int, list[float]]] | None = None  # the same gap within each group of seeds
 
 
 def simulate(
@@ -49,7 +50,12 @@ def simulate(
     seed: int = 0,
     chunk: int = 2048,
     arms: tuple[str, ...] = ARMS,
+    groups: int = 1,
 ) -> ParabolaResult:
+    """Simulate every arm at every kappa; ``groups`` > 1 also splits the seeds into that many disjoint groups
+    (independent replicates) and measures the gap within each (``group_gap``), for intervals over them."""
+    if groups < 1 or seeds % groups:
+        raise ValueError(f"seeds ({seeds}) must split into {groups} equal groups")
     kappas = tuple(sorted(set(int(k) for k in kappas)))
     if kappas[0] != 1:
         raise ValueError("kappas must include 1 (the reference)")
@@ -60,6 +66,8 @@ def simulate(
     grid = torch.arange(kmax, base_steps + 1, kmax, dtype=torch.float64)
     means: dict[str, dict[int, torch.Tensor]] = {a: {} for a in arms}
     stds: dict[str, dict[int, torch.Tensor]] = {a: {} for a in arms}
+    g_means: dict[str, dict[int, torch.Tensor]] = {a: {} for a in arms}  # [G, groups]
+    g_stds: dict[str, dict[int, torch.Tensor]] = {a: {} for a in arms}
     for kappa in kappas:
         rho_hat = torch.tensor([scale_momentum(rho, kappa, a) for a in arms], dtype=torch.float64)[:, None]
         theta = torch.full((len(arms), seeds), float(theta0), dtype=torch.float64)
@@ -83,6 +91,8 @@ def simulate(
         for i, a in enumerate(arms):
             means[a][kappa] = z[:, i].mean(-1)
             stds[a][kappa] = z[:, i].std(-1)
+            zg = z[:, i].reshape(z.shape[0], groups, seeds // groups)
+            g_means[a][kappa], g_stds[a][kappa] = zg.mean(-1), zg.std(-1)
     ref = arms[0]
     gap = {
         a: {
@@ -93,7 +103,16 @@ def simulate(
         }
         for a in arms
     }
-    return ParabolaResult(grid, means, stds, gap)
+    group_gap = {
+        a: {
+            k: torch.maximum((g_means[a][k] - g_means[ref][1]).abs(), (g_stds[a][k] - g_stds[ref][1]).abs())
+            .amax(0)
+            .tolist()
+            for k in kappas
+        }
+        for a in arms
+    }
+    return ParabolaResult(grid, means, stds, gap, group_gap)
 
 
 def plot(result: ParabolaResult, arms: tuple[str, ...] = ARMS):
