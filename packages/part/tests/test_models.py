@@ -2,6 +2,7 @@
 
 import torch
 from part import MAE, PART, DropPos, Encoder, Layout, sincos_embed
+from part.probe import FineTuner
 from part.sampling import grid_boxes
 
 
@@ -85,3 +86,16 @@ def test_mae_loss_closed_form_with_a_zero_decoder():
     torch.nn.init.zeros_(mae.to_pixels.bias)
     loss, _ = mae.loss(torch.rand(3, 3, 16, 16), torch.Generator().manual_seed(0))
     assert abs(float(loss.detach()) - 47 / 48) < 1e-3
+
+
+def test_finetuner_sees_positions_and_trains_the_encoder():
+    torch.manual_seed(0)
+    ft = FineTuner(Encoder(Layout.image(16, 4), dim=16, depth=1, heads=2), 3)
+    x = torch.rand(2, 3, 16, 16)
+    grid = grid_boxes(16, 4, batch=2)
+    assert ft(x).shape == (2, 3) and torch.allclose(ft(x), ft(x, grid))
+    # the same pixels cropped at the same boxes but coded as shifted positions: only position differs
+    shifted = grid + torch.tensor([0.5, 0.0, 0.0, 0.0])
+    assert not torch.allclose(ft(x, grid), ft(x, shifted), atol=1e-5)
+    ft(x).sum().backward()
+    assert ft.encoder.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0

@@ -127,5 +127,41 @@ def test_image_folder_path_pretrains_and_probes(tmp_path):
     assert {c["id"] for c in summary["claims"]} >= {"folder_gate_pretext", "folder_class_part_vs_random"}
 
 
+def test_paper_preset_runs_the_reference_recipe_at_toy_size(tmp_path):
+    """The paper preset's v3 sampling (scale 0.5-2, aspect), 4-channel targets and pairwise head, shrunk."""
+    data = write_image_folder(tmp_path / "images", classes=2, per_class=8, size=16)
+    out = tmp_path / "run"
+    argv = [
+        "--preset",
+        "paper",
+        "--data",
+        str(data),
+        "--dim",
+        "16",
+        "--depth",
+        "1",
+        "--heads",
+        "2",
+        "--image-size",
+        "16",
+        "--patch",
+        "4",
+        "--steps",
+        "3",
+        "--batch",
+        "4",
+        "--part-pairs",
+        "20",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    assert read(out, "config.json")["part_log_scale"] is True
+    assert {c["id"] for c in read(out, "summary.json")["claims"]} == {
+        "folder_gate_pretext",
+        "folder_gate_antisym",
+    }
+
+
 def test_readme_matches_the_default_summary():
     assert_readme_matches_summary(Path(__file__).parents[1])

@@ -1,6 +1,7 @@
 """PART: self-supervised learning of the relative composition of off-grid patches (Ayoughi et al., 2025)."""
 
 from .models import MAE, PART, DropPos, Encoder, Layout, build_objective, sincos_embed
+from .probe import FineTuner
 from .relative import (
     CrossAttentionHead,
     PairwiseMLPHead,
@@ -28,6 +29,7 @@ __all__ = [
     "PART",
     "CrossAttentionHead",
     "DropPos",
+    "FineTuner",
     "Encoder",
     "Layout",
     "PairwiseMLPHead",

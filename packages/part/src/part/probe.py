@@ -73,3 +73,26 @@ def probe(task: str, feats: dict[str, dict[str, torch.Tensor]], targets: dict[st
     test = _metric(task, fit(feats[key]["test"]), targets["test"])
     sign = -1.0 if task in ("onset", "forecast") else 1.0
     return {"test": sign * test, "val": sign * score, "pos": key, "alpha": alpha}
+
+
+class FineTuner(torch.nn.Module):
+    """Fine-tuning with position restored: the encoder sees the continuous sin-cos code of each box's centre (the
+    grid, or any off-grid boxes), its patch tokens are mean-pooled with the class token, and a linear head maps
+    them to ``out`` outputs. Train it end to end (``encoder`` unfrozen) or with ``encoder.requires_grad_(False)``."""
+
+    def __init__(self, encoder, out: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Sequential(
+            torch.nn.LayerNorm(2 * encoder.dim), torch.nn.Linear(2 * encoder.dim, out)
+        )
+
+    def forward(self, x: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        enc = self.encoder
+        if boxes is None:
+            boxes = enc.layout.grid_boxes(x.shape[0], device=x.device)
+        from .models import sincos_embed
+
+        tokens = enc.embed(enc.layout.crop(x, boxes))
+        z, cls = enc.encode(tokens, sincos_embed(enc.layout.centres(boxes), enc.dim))
+        return self.head(torch.cat([z.mean(1), cls], -1))
