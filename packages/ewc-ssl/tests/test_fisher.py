@@ -22,7 +22,7 @@ def loop_fisher(model, x, y=None, *, exact=False):
         classes = range(logp.shape[0]) if exact else [int(y[i])]
         for c in classes:
             g = torch.autograd.grad(logp[c], list(params.values()), retain_graph=True)
-            w = float(logp[c].exp()) if exact else 1.0
+            w = float(logp[c].detach().exp()) if exact else 1.0
             for n, gi in zip(params, g):
                 total[n] += w * gi**2
     return {n: t / len(x) for n, t in total.items()}
