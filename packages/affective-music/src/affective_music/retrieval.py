@@ -117,8 +117,8 @@ def recall_at_k(ids: np.ndarray, exact_ids: np.ndarray) -> float:
 def evaluate(
     queries, query_labels, database, db_labels, *, k: int = 10, kinds: tuple[str, ...] = INDEXES, **index_kw
 ) -> dict[str, dict[str, float]]:
-    """For each index kind: precision@k, mAP@k and recall@k against exact search; exact also gets the full-ranking
-    mAP. Queries and database are L2-normalised here."""
+    """For each index kind: ``precision@K``, ``map@K`` and ``recall@K`` (against exact search), with ``K = min(k,
+    database size)``; exact also gets the full-ranking ``map``. Queries and database are L2-normalised here."""
     q, b = normalize(queries), normalize(database)
     k = min(k, len(b))
     out: dict[str, dict[str, float]] = {}
