@@ -114,3 +114,18 @@ def test_corpus_splits_are_disjoint_and_normalised_on_train():
     assert c.phonemes[0] == SILENCE and len(c.phonemes) > 15
     f, y = c.split("train").frames[0], c.split("train").labels[0]
     assert f.shape == (len(y), 24) and 0 < float((y > 0).float().mean()) < 1
+
+
+def test_corpus_save_and_load_round_trip_exactly(tmp_path):
+    from cdslm.data import Corpus
+
+    c = synth_corpus(20, seed=1, n_mels=16)
+    c.save(tmp_path / "corpus.pt")
+    d = Corpus.load(tmp_path / "corpus.pt")
+    assert d.phonemes == c.phonemes and d.frontend.n_mels == 16
+    for k in ("train", "val", "test"):
+        a, b = c.split(k), d.split(k)
+        assert a.texts == b.texts and a.voices == b.voices
+        for x, y in zip(a.frames, b.frames):
+            assert torch.allclose(x, y, atol=1e-5)
+        assert all(torch.equal(x, y) for x, y in zip(a.labels, b.labels))

@@ -103,6 +103,44 @@ class Corpus:
     def denormalise(self, frames: torch.Tensor) -> torch.Tensor:
         return frames * self.std + self.mean
 
+    def save(self, path: str | Path) -> None:
+        """Write the corpus (log-mels before normalisation in float16, labels, texts) atomically: espeak-ng's
+        audio is not bit-reproducible, so a resumed run reloads the corpus instead of speaking it again."""
+        path = Path(path)
+        state = {
+            "phonemes": self.phonemes,
+            "mean": self.mean,
+            "std": self.std,
+            "sample_rate": self.frontend.sample_rate,
+            "n_mels": self.frontend.n_mels,
+        }
+        for name, sp in self.splits.items():
+            state[name] = {
+                "frames": [(f * self.std + self.mean).half() for f in sp.frames],
+                "labels": [y.to(torch.uint8) for y in sp.labels],
+                "texts": sp.texts,
+                "voices": sp.voices,
+            }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Corpus:
+        state = torch.load(path, weights_only=True)
+        mean, std = state["mean"], state["std"]
+        splits = {}
+        for name in ("train", "val", "test"):
+            s = state[name]
+            splits[name] = Split(
+                [(f.float() - mean) / std for f in s["frames"]],
+                [y.long() for y in s["labels"]],
+                list(s["texts"]),
+                list(s["voices"]),
+            )
+        fe = LogMel(sample_rate=int(state["sample_rate"]), n_mels=int(state["n_mels"]))
+        return cls(splits, list(state["phonemes"]), mean, std, fe)
+
 
 def frame_labels(
     spans: Sequence[tuple[str, float, float]],
@@ -156,7 +194,7 @@ def synth_corpus(
     for text in texts:
         voice = rng.choice(list(voices))
         utt = tts.synth(text + ".", voice=voice, rate=rng.randint(*rates), pitch=rng.randint(*pitches))
-        mel = fe(torch.from_numpy(utt.audio))
+        mel = fe(torch.from_numpy(utt.audio)).half().float()  # as stored by Corpus.save, so a reload is exact
         lab = frame_labels(utt.phonemes, mel.shape[0], fe.frame_rate, mel, vocab)
         sp = raw[split_of(text, fractions)]
         sp.frames.append(mel)

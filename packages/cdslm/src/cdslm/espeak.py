@@ -9,7 +9,9 @@
 espeak-ng's phoneme events (``espeakEVENT_PHONEME``) carry the phoneme (IPA, up to 8 bytes) and its audio position;
 a phoneme ends where the next event starts (the last ends at the end of the audio). Stress marks are stripped so
 that a phoneme's identity does not depend on stress. The library is a process-wide singleton (espeak-ng keeps
-global state), so :class:`Espeak` is too; it is not thread-safe.
+global state), so :class:`Espeak` is too; it is not thread-safe. The audio is not bit-reproducible: the same call
+twice in one process gives waveforms that differ slightly (measured here, also after re-initialising the library
+and seeding ``espeak_ng_SetRandSeed``), so a trainer keeps the corpus it synthesised (see ``Corpus.save``).
 """
 
 from __future__ import annotations

@@ -367,13 +367,27 @@ def _pjsd(cfg: Config, rec, ctx, gen, real_seqs, b_idx) -> float:
 # -- the run ----------------------------------------------------------------------------------------------------
 
 
+def load_or_synth(cfg: Config, run: Run):
+    """The run's corpus: spoken once (by rank 0) and kept in the run folder, since espeak-ng's audio is not
+    bit-reproducible; every other rank, and a resumed run, loads it."""
+    import torch.distributed as dist
+
+    from .data import Corpus, synth_corpus
+
+    path = run.out / "checkpoints" / "corpus.pt"
+    if not path.exists() and run.is_main:
+        synth_corpus(cfg.n_sentences, seed=cfg.seed, n_mels=cfg.n_mels).save(path)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+    return Corpus.load(path)
+
+
 def prepare(cfg: Config, run: Run, env) -> dict:
     import torch
 
-    from .data import synth_corpus
     from .pjsd import BigramBaseline, Recogniser, frame_accuracy, train_recogniser
 
-    corpus = synth_corpus(cfg.n_sentences, seed=cfg.seed, n_mels=cfg.n_mels)
+    corpus = load_or_synth(cfg, run)
     texts = {k: set(corpus.split(k).texts) for k in ("train", "val", "test")}
     overlap = (
         len(texts["train"] & texts["val"])
