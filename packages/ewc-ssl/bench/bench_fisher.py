@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ewc_ssl import EWCPenalty, diagonal_fisher, reference_penalty
+from ewc_ssl import EWCPenalty, diagonal_fisher, linear_fisher, reference_penalty
 from ewc_ssl.dino import MLPBackbone, SSLModel
 from torch.utils.benchmark import Timer
 
@@ -50,6 +50,10 @@ def bench_fisher(n: int, min_run_time: float) -> dict:
         min_run_time,
     )
     t_loop = measure(lambda: loop_fisher(model, x, names, g), min_run_time)
+    t_outer = measure(
+        lambda: linear_fisher(model, batches, params=names, log_prob=model.output_log_prob, generator=g),
+        min_run_time,
+    )
     t_mb = measure(
         lambda: diagonal_fisher(
             model,
@@ -83,6 +87,8 @@ def bench_fisher(n: int, min_run_time: float) -> dict:
         "loop_samples_per_s": n / t_loop,
         "minibatch_samples_per_s": n / t_mb,
         "vmap_over_loop": t_loop / t_vmap,
+        "outer_samples_per_s": n / t_outer,
+        "outer_over_loop": t_loop / t_outer,
         "F_minibatch_over_F_per_sample_at_B32": ratio_mb,
     }
 
@@ -158,6 +164,10 @@ def main() -> None:
         f"minibatch-squared {fisher['minibatch_samples_per_s']:.0f}"
     )
     print(f"  vmap / loop speed ratio: {fisher['vmap_over_loop']:.1f}x (goal >= 10)")
+    print(
+        f"  outer-product identity for linear layers (linear_fisher) {fisher['outer_samples_per_s']:.0f} samples/s: "
+        f"{fisher['outer_over_loop']:.1f}x the loop"
+    )
     print(
         f"  F_minibatch / F_per_sample at B = 32: {fisher['F_minibatch_over_F_per_sample_at_B32']:.4f} (1/B = {1 / 32:.4f})"
     )

@@ -3,7 +3,15 @@ about 1/B of it; normalisation; safetensors files tied to the weights; importing
 
 import pytest
 import torch
-from ewc_ssl import FisherMismatch, diagonal_fisher, import_fisher, load_fisher, normalise, save_fisher
+from ewc_ssl import (
+    FisherMismatch,
+    diagonal_fisher,
+    import_fisher,
+    linear_fisher,
+    load_fisher,
+    normalise,
+    save_fisher,
+)
 from ewc_ssl.fisher import read_fisher_metadata, weights_fingerprint
 from torch import nn
 
@@ -137,3 +145,18 @@ def test_import_a_released_fisher_for_a_timm_backbone(tmp_path):
     torch.save(released, src)
     with pytest.raises(FisherMismatch, match="cls_token"):
         import_fisher(src, model)
+
+
+def test_outer_product_fisher_equals_the_per_sample_one():
+    """(delta^2)^T (a^2) for linear layers, vmap for the LayerNorm: the same numbers as per-sample gradients."""
+    model = tiny(3)
+    x, y = torch.randn(30, 5), torch.randint(0, 3, (30,))
+    ref = loop_fisher(model, x, y)
+    got = linear_fisher(model, [(x[:13], y[:13]), (x[13:], y[13:])], variant="empirical")
+    assert set(got) == set(ref)
+    for n in ref:
+        torch.testing.assert_close(got[n], ref[n], rtol=1e-5, atol=1e-7)
+    a = diagonal_fisher(model, [x], samples=3, generator=torch.Generator().manual_seed(5))
+    b = linear_fisher(model, [x], samples=3, generator=torch.Generator().manual_seed(5))
+    for n in a:
+        torch.testing.assert_close(b[n], a[n], rtol=1e-5, atol=1e-7)

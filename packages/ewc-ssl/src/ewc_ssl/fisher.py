@@ -361,3 +361,96 @@ def import_fisher(
     if dest is not None:
         save_fisher(dest, fisher, model, imported_from=source.name, **meta)
     return fisher
+
+
+# -- the outer-product identity for linear layers ------------------------------------------------------------
+
+
+def linear_fisher(
+    model: nn.Module,
+    data: Iterable[Batch],
+    *,
+    variant: str = "true",
+    params: Sequence[str] | None = None,
+    samples: int = 1,
+    max_samples: int | None = None,
+    generator: torch.Generator | None = None,
+    log_prob: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The same Fisher as :func:`diagonal_fisher` (variants ``true``/``empirical``) without materialising
+    per-sample gradients of ``nn.Linear`` weights: for a linear layer with per-sample input ``a_n`` and output
+    gradient ``delta_n``, the per-sample weight gradient is ``delta_n a_n^T``, so
+    ``sum_n (delta_n a_n^T)^2 = (delta^2)^T (a^2)``: one matmul per layer from one batched backward pass (Goodfellow
+    2015's trick). Parameters not of a 2-D-input ``nn.Linear`` go through :func:`diagonal_fisher` (vmap) with the
+    same labels. Valid when samples do not interact in the forward pass (no batch norm in training mode)."""
+    if variant not in ("true", "empirical"):
+        raise ValueError("linear_fisher supports variant 'true' or 'empirical'")
+    all_params = dict(model.named_parameters())
+    names = [n for n, p in all_params.items() if p.requires_grad] if params is None else list(params)
+    owner = {}
+    for mname, mod in model.named_modules():
+        if isinstance(mod, nn.Linear):
+            for pname in ("weight", "bias"):
+                full = f"{mname}.{pname}" if mname else pname
+                if full in names and getattr(mod, pname) is not None:
+                    owner.setdefault(mname, mod)
+    linear_names = {f"{m}.{p}" if m else p for m in owner for p in ("weight", "bias")} & set(names)
+    others = [n for n in names if n not in linear_names]
+    to_logp = log_prob or (lambda logits: torch.log_softmax(logits, dim=-1))
+    total = {n: torch.zeros_like(all_params[n], dtype=torch.float32) for n in names}
+    seen = 0
+    for batch in data:
+        x, y = _split_batch(batch)
+        if max_samples is not None:
+            x, y = x[: max_samples - seen], None if y is None else y[: max_samples - seen]
+        if x.shape[0] == 0:
+            break
+        x = x.to(next(iter(all_params.values())).device)
+        acts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        hooks = [
+            mod.register_forward_hook(lambda m, i, o, k=k, acts=acts: acts.__setitem__(k, (i[0].detach(), o)))
+            for k, mod in owner.items()
+        ]
+        try:
+            logp = to_logp(model(x))
+        finally:
+            for h in hooks:
+                h.remove()
+        if any(a.dim() != 2 for a, _ in acts.values()):
+            raise ValueError("linear_fisher: a linear layer saw inputs that are not [batch, features]")
+        if variant == "empirical":
+            if y is None:
+                raise ValueError("variant='empirical' needs (x, y) batches")
+            draws = y.to(x.device).view(-1, 1)
+        else:
+            draws = torch.multinomial(
+                logp.detach().exp().cpu(), samples, replacement=True, generator=generator
+            )
+            draws = draws.to(x.device)
+        keys = list(acts)
+        outs = [acts[k][1] for k in keys]
+        for s in range(draws.shape[1]):
+            picked = logp.gather(-1, draws[:, s : s + 1]).sum()
+            deltas = torch.autograd.grad(picked, outs, retain_graph=True)
+            w = 1.0 / draws.shape[1]
+            for k, delta in zip(keys, deltas):
+                a = acts[k][0]
+                d2 = delta.detach().square()
+                prefix = f"{k}." if k else ""
+                if f"{prefix}weight" in total:
+                    total[f"{prefix}weight"].add_(d2.T @ a.square(), alpha=w)
+                if f"{prefix}bias" in total:
+                    total[f"{prefix}bias"].add_(d2.sum(0), alpha=w)
+            if others:
+                part = diagonal_fisher(
+                    model, [(x, draws[:, s])], variant="empirical", params=others, log_prob=log_prob
+                )
+                for n, v in part.items():
+                    total[n].add_(v, alpha=w * x.shape[0])
+        seen += x.shape[0]
+        if max_samples is not None and seen >= max_samples:
+            break
+    if seen == 0:
+        raise ValueError("linear_fisher: the data gave no samples")
+    torch._foreach_div_(list(total.values()), float(seen))
+    return total
