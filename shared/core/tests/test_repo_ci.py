@@ -67,3 +67,19 @@ def test_cpu_requirements_leave_out_the_cuda_stack_and_keep_the_rest():
     assert not [
         n for n in names if n in ("torch", "torchvision", "triton") or n.startswith(("nvidia-", "cuda-"))
     ]
+
+
+def test_every_trainer_is_also_a_module_that_needs_no_process_sniffing():
+    import tomllib
+
+    for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
+        data = tomllib.loads(pyproject.read_text())
+        eps = data["project"].get("entry-points", {}).get("paperkit.trainers", {})
+        for name, target in eps.items():
+            module, _, func = target.partition(":")
+            if not module.endswith(".train"):
+                continue  # not a trainer (speech-taxonomy's says there is nothing to train)
+            main = pyproject.parent / "src" / module.split(".")[0] / "__main__.py"
+            assert main.is_file(), f"{name}: no {main.relative_to(ROOT)} (python -m {module.split('.')[0]})"
+            text = main.read_text()
+            assert f"from .train import {func}" in text and f'"PAPERKIT_TRAINER", "{name}"' in text, main

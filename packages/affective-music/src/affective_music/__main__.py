@@ -1,0 +1,9 @@
+"""`python -m affective_music [options]`: this package's trainer, whichever `train` command is first on PATH."""
+
+import os
+import sys
+
+from .train import main
+
+os.environ.setdefault("PAPERKIT_TRAINER", "affective-music")  # processes the trainer spawns pick the same trainer
+sys.exit(main())

@@ -1,0 +1,9 @@
+"""`python -m part [options]`: this package's trainer, whichever `train` command is first on PATH."""
+
+import os
+import sys
+
+from .train import main
+
+os.environ.setdefault("PAPERKIT_TRAINER", "part")  # processes the trainer spawns pick the same trainer
+sys.exit(main())
