@@ -103,7 +103,7 @@ def test_learner_solves_a_5x5_grid_in_bounded_steps(algo, lr, budget):
     """Eight runs from (4, 0) to (0, 4) on a 5x5 grid: the exact success of each run's policy (16 latents) starts
     below 0.05 and, after the budget, is at least 0.85 for the median run and 0.7 on average.
 
-    Checked on 6 population seeds at 1 thread (2 threads gave identical floats on the seed checked): median 0.968
+    Checked on 6 population seeds at 1 thread and seeds 0 to 4 at 2 threads (bit-identical floats): median 0.968
     to 0.999 (PPO) and 0.928 to 0.985 (A2C), mean 0.880 to 0.999 and 0.842 to 0.959. A single run is not asserted:
     at these learning rates one run in eight can stall (PPO 0.41, A2C 0.0 on one seed each), which is why the
     earlier version of this test (two runs, evaluation episodes, both >= 0.9) failed on 4 of 6 seeds."""
