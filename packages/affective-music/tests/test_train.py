@@ -34,6 +34,7 @@ def read(folder: Path, name: str):
     return json.loads((folder / name).read_text())
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_claims_figures_and_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["--preset", "smoke", "--out", str(out)]) == 0
@@ -81,6 +82,7 @@ def test_splits_are_disjoint_and_stratified():
         check_disjoint(data)
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
     ref = tmp_path / "ref"
     assert main([*FAST, "--out", str(ref)]) == 0
@@ -114,6 +116,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     assert len(err.splitlines()) == 1 and words in err, err
 
 
+@pytest.mark.slow
 def test_trains_on_an_imac_layout_folder(tmp_path):
     root = write_imac(tmp_path / "imac", n_images=45, n_clips=30)
     out = tmp_path / "run"

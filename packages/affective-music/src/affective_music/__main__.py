@@ -5,5 +5,7 @@ import sys
 
 from .train import main
 
-os.environ.setdefault("PAPERKIT_TRAINER", "affective-music")  # processes the trainer spawns pick the same trainer
+os.environ.setdefault(
+    "PAPERKIT_TRAINER", "affective-music"
+)  # processes the trainer spawns pick the same trainer
 sys.exit(main())
