@@ -74,7 +74,7 @@ class Config(BaseConfig):
     k: int = knob(10, "retrieval depth k (precision@k, recall@k)", low=1)
     hnsw_m: int = knob(32, "HNSW neighbours per node", low=2)
     ef_search: int = knob(64, "HNSW efSearch", low=1)
-    ivf_nlist: int = knob(0, "IVF lists (0: about 4 sqrt(N))", low=0)
+    ivf_nlist: int = knob(0, "IVF lists (0: 4 sqrt(N), at most N / 39)", low=0)
     ivf_nprobe: int = knob(4, "IVF lists searched", low=1)
     faiss_threads: int = knob(1, "faiss OpenMP threads (1 is fastest on a shared 2-core machine)", low=1)
 
