@@ -19,7 +19,15 @@ import argparse
 import time
 
 import torch
-from attn2mamba import GPTNeoX, HedgehogConfig, HedgehogLM, LMConfig, MambaConfig, generate, mamba_from_hedgehog
+from attn2mamba import (
+    GPTNeoX,
+    HedgehogConfig,
+    HedgehogLM,
+    LMConfig,
+    MambaConfig,
+    generate,
+    mamba_from_hedgehog,
+)
 from attn2mamba.lm import LMState
 
 
@@ -57,20 +65,26 @@ def main() -> None:
     torch.manual_seed(0)
     teacher = GPTNeoX(cfg)
     teacher.init_weights()
-    s1 = HedgehogLM.from_teacher(teacher.eval(), HedgehogConfig(feature_dim=16, normalize="ratio", rotary=True))
+    s1 = HedgehogLM.from_teacher(
+        teacher.eval(), HedgehogConfig(feature_dim=16, normalize="ratio", rotary=True)
+    )
     mamba = mamba_from_hedgehog(s1, MambaConfig()).eval()
     prompt = torch.randint(0, 256, (args.batch, 64), generator=torch.Generator().manual_seed(0))
     assert generate(mamba, prompt, 8, temperature=0).shape == (args.batch, 72)  # the public API on this model
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, float32")
-    print(f"{'length':>7} {'teacher tok/s':>14} {'mamba tok/s':>12} {'mamba/teacher':>14} "
-          f"{'teacher state':>14} {'mamba state':>12}")
+    print(
+        f"{'length':>7} {'teacher tok/s':>14} {'mamba tok/s':>12} {'mamba/teacher':>14} "
+        f"{'teacher state':>14} {'mamba state':>12}"
+    )
     for L in lengths:
         new = L - prompt.shape[1]
         tt, tb = decode(teacher, prompt, new)
         mt, mb = decode(mamba, prompt, new)
         n = new * args.batch
-        print(f"{L:>7} {n / tt:>14.0f} {n / mt:>12.0f} {tt / mt:>14.2f} {tb / 1024:>12.0f}kB {mb / 1024:>10.0f}kB",
-              flush=True)
+        print(
+            f"{L:>7} {n / tt:>14.0f} {n / mt:>12.0f} {tt / mt:>14.2f} {tb / 1024:>12.0f}kB {mb / 1024:>10.0f}kB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

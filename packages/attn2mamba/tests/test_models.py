@@ -213,7 +213,9 @@ def test_stage1_end_to_end_term_is_the_kl_from_the_teachers_logits():
     s1 = HedgehogLM.from_teacher(t, HedgehogConfig(feature_dim=8, normalize="ratio", rotary=True))
     x = ids(b=2, L=40)
     records, t_logits = t.attention_io(x)
-    loss, parts = stage1_loss(s1, records, Stage1Loss(cosine=0, mse=0, xent=0, kl=1.0), ids=x, teacher_logits=t_logits)
+    loss, parts = stage1_loss(
+        s1, records, Stage1Loss(cosine=0, mse=0, xent=0, kl=1.0), ids=x, teacher_logits=t_logits
+    )
     p = t_logits.softmax(-1)
     ref = (p * (p.log() - s1(x).log_softmax(-1))).sum(-1).mean()
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)

@@ -32,7 +32,13 @@ def test_smoke_run_writes_results_claims_figure_and_teacher(tmp_path, capsys):
     assert main([*SMOKE, "--out", str(out)]) == 0
     summary = read(out, "summary.json")
     claims = {c["id"]: c for c in summary["claims"]}
-    assert set(claims) == {"stage1_adds", "beats_naive", "mamba_vs_teacher", "stage1_improves", "step0_equals_stage1"}
+    assert set(claims) == {
+        "stage1_adds",
+        "beats_naive",
+        "mamba_vs_teacher",
+        "stage1_improves",
+        "step0_equals_stage1",
+    }
     for c in claims.values():
         assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed"}
     # claims over seeds carry the per-seed values, an interval and the control arm measured in the same run
@@ -46,7 +52,9 @@ def test_smoke_run_writes_results_claims_figure_and_teacher(tmp_path, capsys):
     teacher = res["teacher"]["ppl"]
     assert claims["mamba_vs_teacher"]["values"] == pytest.approx([m / teacher for m in mamba])
     assert claims["stage1_adds"]["values"] == pytest.approx([math.log(m) for m in mamba])
-    assert claims["stage1_adds"]["control"]["values"] == pytest.approx([math.log(c["ppl"]) for c in arms["control"]])
+    assert claims["stage1_adds"]["control"]["values"] == pytest.approx(
+        [math.log(c["ppl"]) for c in arms["control"]]
+    )
     # stage 2, its control and the baseline saw the same numbers of tokens, per seed
     for s1, s2, ctl, nv in zip(arms["stage1@0.25"], arms["stage2@0.25"], arms["control"], arms["naive"]):
         assert s1["tokens"] + s2["tokens"] == nv["tokens"] == res["student_steps"] * res["tokens_per_step"]

@@ -239,7 +239,13 @@ class Corpus:
 
 
 def load_corpus(
-    data: str, tokenizer, *, val_fraction: float, seed: int, min_tokens: int, test_fraction: float | None = None
+    data: str,
+    tokenizer,
+    *,
+    val_fraction: float,
+    seed: int,
+    min_tokens: int,
+    test_fraction: float | None = None,
 ) -> Corpus:
     """Tokenise the corpus into disjoint train, validation and test splits (``test_fraction`` defaults to
     ``val_fraction``)."""

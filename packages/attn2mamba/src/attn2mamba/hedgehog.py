@@ -42,7 +42,8 @@ class HedgehogConfig:
     feature_dim: int = 32  # f: each feature map has 2f features (the Mamba state size in stage 2)
     normalize: str = "rms"
     feature_init: str = "identity"
-    rotary: bool = False  # feature maps on the rotary-embedded q, k (the teacher's rotary) instead of pre-rotary
+    # feature maps on the rotary-embedded q, k (the teacher's rotary) instead of the pre-rotary ones
+    rotary: bool = False
     chunk_size: int = 64
     norm_eps: float = 1e-5
     ratio_eps: float = 1e-6

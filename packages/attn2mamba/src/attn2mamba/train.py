@@ -42,7 +42,11 @@ class Config(BaseConfig):
         choices=("bytes", "teacher"),
     )
     val_fraction: float = knob(
-        0.1, "validation fraction of the corpus (whole documents; curves, choices)", low=0, low_open=True, high=0.4
+        0.1,
+        "validation fraction of the corpus (whole documents; curves, choices)",
+        low=0,
+        low_open=True,
+        high=0.4,
     )
     test_fraction: float = knob(
         0.1, "test fraction of the corpus (whole documents; the claims)", low=0, low_open=True, high=0.4
@@ -699,9 +703,21 @@ def _figure(ctx: _Ctx, res: dict) -> None:
         ax.plot(*_xy(s1["curve"]), color=c, ls=":", marker=".", label=f"stage 1 (Hedgehog), split {f:g}")
         ax.plot(*_xy(s2["curve"]), color=c, marker="o", ms=3, label=f"two-stage Mamba, split {f:g}")
     if "control" in arms:
-        ax.plot(*_xy(arms["control"][0]["curve"]), color="tab:orange", marker="^", ms=3, label="control: no stage 1")
+        ax.plot(
+            *_xy(arms["control"][0]["curve"]),
+            color="tab:orange",
+            marker="^",
+            ms=3,
+            label="control: no stage 1",
+        )
     if "naive" in arms:
-        ax.plot(*_xy(arms["naive"][0]["curve"]), color="tab:red", marker="s", ms=3, label="naive Mamba (random init)")
+        ax.plot(
+            *_xy(arms["naive"][0]["curve"]),
+            color="tab:red",
+            marker="s",
+            ms=3,
+            label="naive Mamba (random init)",
+        )
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1e6:g}M" if v >= 1e6 else f"{v / 1e3:g}k" if v else "0")
     ax.set_xlabel("distillation tokens")
@@ -710,8 +726,13 @@ def _figure(ctx: _Ctx, res: dict) -> None:
     ax.legend(fontsize=7)
     ax2 = axes[0][1]
     f = f"{fracs[0]:g}"
-    names = [("stage1@0", "stage 1, untrained"), (f"stage1@{f}", "stage 1, trained"), ("control", "Mamba, no stage 1"),
-             (f"stage2@{f}", "two-stage Mamba"), ("naive", "naive Mamba")]
+    names = [
+        ("stage1@0", "stage 1, untrained"),
+        (f"stage1@{f}", "stage 1, trained"),
+        ("control", "Mamba, no stage 1"),
+        (f"stage2@{f}", "two-stage Mamba"),
+        ("naive", "naive Mamba"),
+    ]
     names = [(k, n) for k, n in names if k in arms]
     for j, (k, _) in enumerate(names):
         vals = [a["ppl"] for a in arms[k]]
