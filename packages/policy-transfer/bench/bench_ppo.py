@@ -11,6 +11,8 @@
 
 2. Batched GridWorld (open 9x9, random actions, one thread): steps per second of :class:`BatchedGridWorld` at
    several batch sizes, and of gymnasium's ``SyncVectorEnv`` of :class:`GridWorldEnv` for reference.
+3. The twin through gymnasium's ``VectorEnv`` interface (:class:`GridWorldVectorEnv`, numpy arrays, episode
+   statistics in ``info``) against ``SyncVectorEnv`` of :class:`GridWorldEnv`, the same loop (goal: 50x).
 
     uv run --package policy-transfer python packages/policy-transfer/bench/bench_ppo.py [--iterations 4]
 
@@ -27,7 +29,15 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from policy_transfer import BatchedGridWorld, GridWorldEnv, LatentPolicy, ObsSpec, PPOConfig, make_vector_env
+from policy_transfer import (
+    BatchedGridWorld,
+    GridWorldEnv,
+    GridWorldVectorEnv,
+    LatentPolicy,
+    ObsSpec,
+    PPOConfig,
+    make_vector_env,
+)
 from policy_transfer.envs import make_minigrid
 from policy_transfer.rl import Learner, init_population
 from torch import nn
@@ -171,6 +181,19 @@ def grid_steps(batch: int, steps: int = 2000) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
+def vector_env_steps(batch: int, steps: int = 300) -> float:
+    """The twin through the gymnasium ``VectorEnv`` interface (numpy in and out, episode statistics), driven like
+    a SyncVectorEnv: the same loop as :func:`gym_grid_steps`."""
+    envs = GridWorldVectorEnv("open9", [(0, 8)], num_envs=batch, start=(4, 4), max_steps=20)
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = [rng.integers(0, 4, batch) for _ in range(steps)]
+    t0 = time.perf_counter()
+    for a in actions:
+        envs.step(a)
+    return steps * batch / (time.perf_counter() - t0)
+
+
 def gym_grid_steps(batch: int, steps: int = 300) -> float:
     envs = gym.vector.SyncVectorEnv(
         [lambda: GridWorldEnv("open9", start=(4, 4), goal=(0, 8), max_steps=20) for _ in range(batch)],
@@ -209,6 +232,17 @@ def main() -> None:
     for b in (64, 256, 1024, 4096):
         print(f"  BatchedGridWorld B={b:<5d} {grid_steps(b):12.0f}")
     print(f"  gymnasium SyncVectorEnv B=64 {gym_grid_steps(64):9.0f}")
+    print(
+        "\nThe same through gymnasium's VectorEnv interface (numpy actions in, numpy out, episode info), steps/s:"
+    )
+    for b in (64, 1024, 4096):
+        ours_v, ref = 0.0, 0.0
+        for _ in range(args.repeats):
+            ours_v = max(ours_v, vector_env_steps(b, steps=max(50, 20000 // b)))
+            ref = max(ref, gym_grid_steps(b, steps=max(10, 6400 // b)))
+        print(
+            f"  B={b:<4d} GridWorldVectorEnv {ours_v:10.0f}  SyncVectorEnv {ref:8.0f}  ratio {ours_v / ref:6.1f}x"
+        )
     print(f"  load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -10,6 +10,7 @@ from policy_transfer import (
     EnvError,
     GridError,
     GridWorldEnv,
+    GridWorldVectorEnv,
     make_layout,
     make_minigrid,
     make_vector_env,
@@ -148,3 +149,38 @@ def test_minigrid_moved_goal_vector_env():
     assert (r > 0.9).all()
     assert not torch.equal(final, obs)  # final_obs is the last view, obs already the reset one
     env.close()
+
+
+def test_vector_env_interface_equals_sync_vector_env_with_episode_statistics():
+    """GridWorldVectorEnv steps like a SAME_STEP SyncVectorEnv of GridWorldEnv wrapped in gymnasium's
+    RecordEpisodeStatistics: observations, rewards, ends, final observations and episode returns/lengths."""
+    goals = [(0, 4), (2, 3), (4, 0)] * 2
+    kw = dict(layout="open5", start=(2, 2), max_steps=6)
+    ref = gym.wrappers.vector.RecordEpisodeStatistics(_sync(goals, **kw))
+    envs = GridWorldVectorEnv(goals=goals, **kw)
+    assert isinstance(envs, gym.vector.VectorEnv)
+    assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    assert envs.observation_space == ref.observation_space and envs.action_space == ref.action_space
+    o_r, _ = ref.reset(seed=1)
+    o, _ = envs.reset(seed=1)
+    assert isinstance(o, np.ndarray) and o.tolist() == o_r.tolist()
+    rng = np.random.default_rng(0)
+    episodes = 0
+    for _ in range(120):
+        a = rng.integers(0, 4, len(goals))
+        o_r, r_r, te_r, tr_r, i_r = ref.step(a)
+        o, r, te, tr, info = envs.step(a)
+        for x, y in ((o, o_r), (r, r_r), (te, te_r), (tr, tr_r)):
+            assert x.tolist() == y.tolist()
+        assert ("_episode" in info) == ("_episode" in i_r)
+        if "_episode" in info:
+            m = info["_episode"]
+            assert m.tolist() == i_r["_episode"].tolist()
+            assert info["episode"]["r"][m].tolist() == i_r["episode"]["r"][m].tolist()
+            assert info["episode"]["l"][m].tolist() == i_r["episode"]["l"][m].tolist()
+            assert list(info["final_obs"][m]) == list(i_r["final_obs"][m])
+            episodes += int(m.sum())
+    assert episodes > 30
+    t = GridWorldVectorEnv(goals=goals, array="torch", **kw)
+    obs, _ = t.reset(seed=1)
+    assert torch.is_tensor(obs) and obs.tolist() == envs.reset(seed=1)[0].tolist()

@@ -4,7 +4,15 @@ from .baselines import BayesianPolicy, EnsemblePolicy, SinglePolicy, single_poli
 from .distribution import InferenceNet, LatentPolicy, entropy_lower_bound
 from .envs import EnvError, GymVectorEnv, make_minigrid, make_vector_env, register
 from .exact import coverage_exact, exact_success, occupancy, visitation_diversity
-from .gridworld import BatchedGridWorld, GridError, GridWorldEnv, Layout, make_layout, parse_layout
+from .gridworld import (
+    BatchedGridWorld,
+    GridError,
+    GridWorldEnv,
+    GridWorldVectorEnv,
+    Layout,
+    make_layout,
+    parse_layout,
+)
 from .policy import ObsSpec, PolicyFamily
 from .rl import Learner, PPOConfig, compute_gae, evaluate_latents, init_population, population_forward
 
@@ -17,6 +25,7 @@ __all__ = [
     "EnvError",
     "GridError",
     "GridWorldEnv",
+    "GridWorldVectorEnv",
     "GymVectorEnv",
     "InferenceNet",
     "LatentPolicy",

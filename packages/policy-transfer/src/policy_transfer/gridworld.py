@@ -360,3 +360,83 @@ class BatchedGridWorld:
         if "generator" in state:
             self.generator = self.generator or torch.Generator()
             self.generator.set_state(state["generator"])
+
+
+class GridWorldVectorEnv(gym.vector.VectorEnv):
+    """:class:`BatchedGridWorld` behind gymnasium's ``VectorEnv`` interface, so that CleanRL- and SB3-style loops
+    can drive it: ``reset() -> (obs, info)``, ``step(actions) -> (obs, reward, terminated, truncated, info)``
+    with same-step autoreset (``metadata["autoreset_mode"]`` is ``SAME_STEP``), ``info["final_obs"]`` /
+    ``info["_final_obs"]`` where an episode ended, and episode statistics as gymnasium's
+    ``RecordEpisodeStatistics`` writes them (``info["episode"] = {"r", "l", "t"}``, mask ``info["_episode"]``).
+
+    ``array="numpy"`` (default) returns numpy arrays; ``array="torch"`` returns the twin's tensors unchanged.
+
+    >>> envs = GridWorldVectorEnv("open9", [(0, 8)], num_envs=64, start=(4, 4), max_steps=20)
+    >>> obs, info = envs.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    """
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        layout: str | Layout = "open9",
+        goals: Sequence[Sequence[int]] | Sequence[int] = ((0, 8),),
+        num_envs: int | None = None,
+        start: Sequence[int] | None = (4, 4),
+        max_steps: int = 40,
+        array: str = "numpy",
+        **kwargs,
+    ):
+        if array not in ("numpy", "torch"):
+            raise GridError(f"array must be 'numpy' or 'torch', got {array!r}")
+        self.twin = BatchedGridWorld(layout, goals, num_envs, start=start, max_steps=max_steps, **kwargs)
+        self.num_envs = self.twin.num_envs
+        self.array = array
+        self.single_observation_space = gym.spaces.Discrete(self.twin.n_obs)
+        self.single_action_space = gym.spaces.Discrete(self.twin.n_actions)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self._ret = np.zeros(self.num_envs)
+        self._len = np.zeros(self.num_envs, dtype=np.int64)
+        self._zeros = np.zeros(self.num_envs)
+
+    def _out(self, x: torch.Tensor):
+        return x if self.array == "torch" else x.numpy()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._np_random, _ = gym.utils.seeding.np_random(seed)
+            self.action_space.seed(seed)
+        obs = self.twin.reset(seed=seed)
+        self._ret[:] = 0.0
+        self._len[:] = 0
+        return self._out(obs), {}
+
+    def step(self, actions):
+        if not torch.is_tensor(actions):
+            actions = torch.from_numpy(np.asarray(actions, dtype=np.int64))
+        obs, reward, terminated, truncated, final = self.twin.step(actions)
+        r, te, tr = reward.numpy(), terminated.numpy(), truncated.numpy()  # CPU twin: no copies
+        self._ret += r
+        self._len += 1
+        done = te | tr
+        info: dict = {}
+        if done.any():
+            final_obs = np.empty(self.num_envs, dtype=object)
+            final_obs[done] = final.numpy()[done]
+            mask = done if self.array == "numpy" else torch.from_numpy(done)
+            info["final_obs"], info["_final_obs"] = final_obs, mask
+            info["final_info"], info["_final_info"] = {}, mask
+            stats = {
+                "r": np.where(done, self._ret, 0.0),
+                "l": np.where(done, self._len, 0),
+                "t": self._zeros.copy(),
+            }
+            info["episode"] = (
+                stats if self.array == "numpy" else {k: torch.from_numpy(v) for k, v in stats.items()}
+            )
+            info["_episode"] = mask
+            self._ret[done] = 0.0
+            self._len[done] = 0
+        return self._out(obs), self._out(reward), self._out(terminated), self._out(truncated), info
