@@ -57,11 +57,13 @@ def test_smoke_run_writes_claims_figures_and_audio(smoke):
 def test_resume_after_ctrl_c_equals_the_uninterrupted_run(smoke, tmp_path):
     from paperkit.testing import interrupt_when
 
+    # espeak-ng's audio is not bit-reproducible, so both runs share the uninterrupted run's corpus
+    corpus = str(smoke / "checkpoints" / "corpus.pt")
     out = tmp_path / "run"
     watcher = interrupt_when(out / "metrics.jsonl", 4)  # inside the first arm's training loop
-    assert main(["--preset", "smoke", "--out", str(out)]) == 130
+    assert main(["--preset", "smoke", "--corpus", corpus, "--out", str(out)]) == 130
     watcher.join()
-    assert main(["--preset", "smoke", "--resume", str(out)]) == 0
+    assert main(["--resume", str(out)]) == 0  # the saved config holds --corpus
     a = json.loads((smoke / "summary.json").read_text())
     b = json.loads((out / "summary.json").read_text())
     assert a["results"]["arms"] == b["results"]["arms"]
@@ -75,6 +77,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "multiple of --patch" in err and len(err.splitlines()) == 1
     assert main(["--preset", "smoke", "--widths", "16", "--out", str(tmp_path / "b")]) == 2
     assert "at least two" in capsys.readouterr().err
+    assert (
+        main(["--preset", "smoke", "--corpus", str(tmp_path / "none.pt"), "--out", str(tmp_path / "c")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "no such file" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from paperkit import BaseConfig, ConfigError, Run, knob, run_trainer
 
@@ -28,6 +29,9 @@ class Config(BaseConfig):
     # data
     n_sentences: int = knob(
         900, "distinct grammar sentences to synthesise (split 70/15/15 by sentence)", low=20
+    )
+    corpus: str = knob(
+        "", "reuse the corpus of an earlier run (its checkpoints/corpus.pt) instead of synthesising one"
     )
     n_mels: int = knob(80, "mel bins", low=8)
     patch: int = knob(4, "log-mel frames per token", low=1)
@@ -374,6 +378,13 @@ def load_or_synth(cfg: Config, run: Run):
 
     from .data import Corpus, synth_corpus
 
+    if cfg.corpus:
+        if not Path(cfg.corpus).is_file():
+            raise ConfigError(f"--corpus {cfg.corpus}: no such file")
+        corpus = Corpus.load(cfg.corpus)
+        if corpus.frontend.n_mels != cfg.n_mels:
+            raise ConfigError(f"--corpus has {corpus.frontend.n_mels} mel bins, --n-mels is {cfg.n_mels}")
+        return corpus
     path = run.out / "checkpoints" / "corpus.pt"
     if not path.exists() and run.is_main:
         synth_corpus(cfg.n_sentences, seed=cfg.seed, n_mels=cfg.n_mels).save(path)
