@@ -45,8 +45,9 @@ def build_index(
     """A faiss index over the (already normalised) ``database`` rows, inner-product metric.
 
     ``exact``: ``IndexFlatIP``. ``hnsw``: ``IndexHNSWFlat(d, hnsw_m, METRIC_INNER_PRODUCT)`` searched with
-    ``ef_search``. ``ivf``: ``IndexIVFFlat`` over a flat quantizer with ``nlist`` lists (default ``4 sqrt(N)``, at most ``N / 39`` so that k-means has 39 points per centroid),
-    trained by k-means on the database, searched with ``nprobe`` lists."""
+    ``ef_search``. ``ivf``: ``IndexIVFFlat`` over a flat quantizer with ``nlist`` lists (default ``4 sqrt(N)``,
+    at most ``N / 39``: k-means wants 39 points per centroid), trained by k-means on the database, searched with
+    ``nprobe`` lists."""
     import faiss
 
     faiss.omp_set_num_threads(threads)
