@@ -43,13 +43,6 @@ NAMES = list(MEMBERS)
 ENV = {"PYTHONDONTWRITEBYTECODE": None}  # unset: compiled bytecode halves torch's import time
 
 
-def _test_group(package: str) -> str:
-    """The member's own `test` dependency group (what its tests need beyond its dependencies), or the root's
-    `dev` tools for a member that declares none."""
-    data = tomllib.loads((MEMBERS[package] / "pyproject.toml").read_text())
-    return "test" if "test" in data.get("dependency-groups", {}) else "dev"
-
-
 def _sync(session: nox.Session, package: str) -> None:
     extras = [a for e in TEST_EXTRAS.get(package, []) for a in ("--extra", e)]
     session.run_install(
@@ -59,7 +52,7 @@ def _sync(session: nox.Session, package: str) -> None:
         "--package",
         package,
         "--group",
-        _test_group(package),
+        "test",  # the member's own test group (pytest and its test-only references)
         "--exact",
         *extras,
         f"--python={session.virtualenv.location}",

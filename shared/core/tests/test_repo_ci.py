@@ -83,3 +83,14 @@ def test_every_trainer_is_also_a_module_that_needs_no_process_sniffing():
             assert main.is_file(), f"{name}: no {main.relative_to(ROOT)} (python -m {module.split('.')[0]})"
             text = main.read_text()
             assert f"from .train import {func}" in text and f'"PAPERKIT_TRAINER", "{name}"' in text, main
+
+
+def test_every_member_declares_its_own_test_group_with_pytest():
+    import tomllib
+
+    for pyproject in [
+        ROOT / "shared" / "core" / "pyproject.toml",
+        *sorted((ROOT / "packages").glob("*/pyproject.toml")),
+    ]:
+        groups = tomllib.loads(pyproject.read_text()).get("dependency-groups", {})
+        assert any(str(r).startswith("pytest") for r in groups.get("test", [])), f"{pyproject}: no test group"
