@@ -161,6 +161,7 @@ def test_resumed_summary_keeps_figures_and_total_wall_time_and_finished_runs_are
     assert resumed.phase("one", lambda: pytest.fail("a finished phase runs again")) == {"a": 1}
     summary = resumed.finish({"r": 1})
     assert summary["figures"] == ["early.png"] and summary["results"]["wall_seconds"] >= 100.0
+    assert summary["results"]["cpu_seconds"] >= 0.0
     before = (out / "summary.json").read_bytes()
     # --resume of a finished run: says so, exit 0, touches nothing
     assert main(["--resume", str(out)]) == 0

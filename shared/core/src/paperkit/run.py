@@ -63,6 +63,13 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _from_rank0(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (a broadcast when a process group is up; else each rank's own)."""
     dist = sys.modules.get("torch.distributed")
@@ -89,6 +96,8 @@ class Run:
         self._old_handlers: dict = {}
         self._t0 = time.perf_counter()
         self._elapsed_before = float(progress.get("elapsed", 0.0))
+        self._cpu0 = _cpu_seconds()
+        self._cpu_before = float(progress.get("cpu", 0.0))
         self.figures = list(progress.get("figures", []))  # figures made in phases that a resume skips
 
     # -- creation ------------------------------------------------------------------------------------------
@@ -162,10 +171,16 @@ class Run:
         """Wall seconds of this run over all its segments (a resumed run adds to the time before)."""
         return self._elapsed_before + time.perf_counter() - self._t0
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system, this process and its finished children) over all segments: on a shared
+        machine this says more about a run's cost than its wall time."""
+        return self._cpu_before + _cpu_seconds() - self._cpu0
+
     def _write_progress(self) -> None:
         if self.is_main:
             self._progress["metrics_lines"] = self._metrics_lines
             self._progress["elapsed"] = round(self.elapsed(), 3)
+            self._progress["cpu"] = round(self.cpu_seconds(), 3)
             self._progress["figures"] = self.figures
             write_json_atomic(self.out / "checkpoints" / "progress.json", self._progress)
 
@@ -314,7 +329,11 @@ class Run:
     def finish(self, results: dict) -> dict:
         """Write ``summary.json`` (results with the run's total ``wall_seconds``, claims, figures, provenance) and
         mark the run finished: a later ``--resume`` leaves it alone."""
-        results = {**results, "wall_seconds": round(self.elapsed(), 1)}
+        results = {
+            **results,
+            "wall_seconds": round(self.elapsed(), 1),
+            "cpu_seconds": round(self.cpu_seconds(), 1),
+        }
         summary = {
             "package": self.package,
             "preset": self.config.get("preset"),
