@@ -60,6 +60,8 @@ def test_smoke_run_writes_claims_figures_and_metrics(tmp_path, capsys):
     arms = s["results"]["arms"]
     assert set(arms) == {f"{a}/seed{i}" for a in Config().arms for i in range(2)}
     assert "music_to_image" not in arms["l3/seed0"]  # no common space
+    means = s["results"]["mean_over_seeds"]["acp-cos"]
+    assert {"m2i_exact_precision@10", "m2i_hnsw_recall@10", "i2m_exact_precision@10"} <= set(means)
     m2i = arms["acp-cos/seed0"]["music_to_image"]
     assert m2i["exact"]["recall@10"] == 1.0 and 0 <= m2i["hnsw"]["recall@10"] <= 1
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -619,7 +619,7 @@ def body(cfg: Config, run: Run) -> dict:
                 for metric in (f"precision@{k}", f"map@{k}", f"recall@{k}"):
                     row[f"m2i_{kind}_{metric}"] = _mean(per_seed(arms, arm, "music_to_image", kind, metric))
             row["m2i_exact_map"] = _mean(per_seed(arms, arm, "music_to_image", "exact", "map"))
-            row["i2m_exact_precision@k"] = _mean(
+            row[f"i2m_exact_precision@{k}"] = _mean(
                 per_seed(arms, arm, "image_to_music", "exact", f"precision@{k}")
             )
         summary[arm] = row
