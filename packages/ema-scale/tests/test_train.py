@@ -146,7 +146,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     assert not out.exists()
 
 
-def test_paper_preset_runs_a_few_steps_on_an_image_folder(tmp_path):
+def test_paper_preset_runs_a_few_steps_on_an_image_folder(tmp_path, monkeypatch):
+    import ema_scale.digits as digits_mod
+
+    modes, real = [], digits_mod.ScaledEMA
+    monkeypatch.setattr(
+        digits_mod, "ScaledEMA", lambda *a, **k: (modes.append(k.get("mode", "eval")), real(*a, **k))[1]
+    )
     data = write_image_folder(tmp_path / "images")
     out = tmp_path / "run"
     assert (
@@ -180,6 +186,7 @@ def test_paper_preset_runs_a_few_steps_on_an_image_folder(tmp_path):
     assert res["curve"][-1]["samples"] == 4 * round(2 * 9 / 4)
     w = final_weights(out, "byol-images")
     assert any(k.startswith("ema.") for k in w) and any(k.startswith("model.") for k in w)
+    assert modes == ["train"]  # BYOL's target uses batch statistics, as in the paper and solo-learn
 
 
 def test_paper_preset_bad_folder(tmp_path, capsys):

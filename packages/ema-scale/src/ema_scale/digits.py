@@ -241,8 +241,14 @@ def train_arm(
     momentum = (
         Cosine(spec.base.ema_momentum, 1.0, spec.total_samples) if spec.cosine_ema else spec.base.ema_momentum
     )
+    # BYOL's target normalises with batch statistics (train mode), as BYOL and solo-learn do; the image preset
+    # follows the paper. The digits arms keep the eval-mode target their default run was measured with.
     ema = ScaledEMA(
-        model.ema_source(), momentum, base_batch_size=spec.schedule.base_batch_size, rule=spec.ema_rule
+        model.ema_source(),
+        momentum,
+        base_batch_size=spec.schedule.base_batch_size,
+        rule=spec.ema_rule,
+        mode="train" if spec.task == "byol-images" else "eval",
     )
     kappa = spec.schedule.kappa_at(0)
     hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
