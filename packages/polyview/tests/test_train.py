@@ -196,3 +196,20 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
             # flip a whole step (lr = 1e-3) of that one weight, so compare whole tensors, not single weights
             assert (w2[k] - w1[k]).norm() <= 1e-4 * w1[k].norm(), (key, k)
     assert read(two, "summary.json")["results"]["world_size"] == 2
+
+
+def test_config_imports_no_torch():
+    """``train --help`` needs only the configuration: loading config.py alone must not import torch."""
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('pvconfig', {str(Path(__file__).parents[1] / 'src/polyview/config.py')!r}); "
+        "mod = importlib.util.module_from_spec(spec); sys.modules['pvconfig'] = mod; spec.loader.exec_module(mod); "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules); "
+        "print(len(mod.PRESETS), mod.DESCRIPTION.splitlines()[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("3 ``uv run --package polyview train``")
+    from polyview.config import METHODS
+    from polyview.losses import METHODS as LOSS_METHODS
+
+    assert METHODS == LOSS_METHODS
