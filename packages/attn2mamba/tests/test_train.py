@@ -159,6 +159,46 @@ def test_checkpoint_mismatches_exit_2_with_one_line(tmp_path, capsys):
     assert "no config.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_llama_teacher_folder_runs_the_recipe(tmp_path):
+    """--teacher with a Llama folder (GQA: 4 query heads, 2 key/value heads, written by transformers) runs every
+    phase; the converted Mamba's shared keys are grouped B and step 0 still equals stage 1."""
+    transformers = pytest.importorskip("transformers")
+    from attn2mamba.llama import Llama
+
+    cfg = transformers.LlamaConfig(
+        vocab_size=256,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path / "llama-tiny"
+    transformers.LlamaForCausalLM(cfg).save_pretrained(folder)
+    out = tmp_path / "run"
+    argv = [*SMOKE, "--teacher", str(folder), "--stage1-rotary", "--out", str(out)]
+    assert main(argv) == 0
+    summary = read(out, "summary.json")
+    res = summary["results"]
+    assert res["teacher"]["source"] == str(folder) and "steps" not in res["teacher"]
+    claims = {c["id"]: c for c in summary["claims"]}
+    assert claims["step0_equals_stage1"]["passed"] and claims["step0_equals_stage1"]["value"] < 1e-5
+    assert isinstance(load_teacher_folder(folder), Llama)
+    w = final_weights(out, "stage2@0.25-s0")
+    # in_proj rows: z, x (4 heads x 8), B (2 groups x 8, rotary: head-sized), C (4 x 8), dt (4)
+    assert w["model.blocks.0.mixer.in_proj.weight"].shape[0] == 32 + 32 + 2 * 8 + 4 * 8 + 4
+    assert w["model.blocks.0.mixer.feature_b.weight"].shape[0] == 2  # one key map per key/value head
+
+
+def load_teacher_folder(folder: Path):
+    from attn2mamba.teacher import load_teacher
+
+    return load_teacher(folder)
+
+
 def paper_fixture(tmp_path: Path) -> tuple[Path, Path]:
     """A tiny 'Pythia' folder: GPT-NeoX weights, config.json and a BPE tokenizer.json; and a text file."""
     from attn2mamba.data import pydoc_documents

@@ -1,7 +1,7 @@
 """Stage 2's initialisation: a stage-1 Hedgehog model mapped into a Mamba model that computes the same function.
 
-Per layer and head ``h`` (GPT-NeoX's fused projection gives ``W_q, W_k, W_v`` with biases; the Hedgehog maps
-are ``phi_q(x) = pair(x U_q + c_q)``, ``phi_k(x) = pair(x U_k + c_k)``)::
+Per layer and head ``h`` (the teacher's projections give ``W_q, W_k, W_v`` with biases, zero where it has none;
+the Hedgehog maps are ``phi_q(x) = pair(x U_q + c_q)``, ``phi_k(x) = pair(x U_k + c_k)``)::
 
     x rows of in_proj  <- W_v, b_v                                      (values to x)
     B rows of in_proj  <- U_k^T W_k,  U_k^T b_k + c_k                   (feature-mapped keys to B)
@@ -14,6 +14,10 @@ are ``phi_q(x) = pair(x U_q + c_q)``, ``phi_k(x) = pair(x U_k + c_k)``)::
 With ``rotary=True`` stage-1 maps (they read rotary-embedded q, k) the B and C rows get ``W_k``, ``W_q`` unchanged,
 the Mamba rotates them with the teacher's rotary embedding, and its per-group maps get ``U_k, c_k`` and
 ``U_q, c_q``.
+
+Grouped-query attention (a Llama teacher with ``num_kv_heads = G < H`` heads): the Mamba keeps one SSM head per
+query head; the x rows of head ``h`` get the value rows of its key/value head ``h // (H / G)`` (repeated, as
+MambaInLlama does), B has ``G`` groups (the shared keys: ``num_b_groups = G``) and C has ``H`` (one per query).
 
 Then ``H_t = H_{t-1} + x_t B_t^T`` and ``y_t = H_t C_t`` is the stage-1 numerator ``phi(q_t)^T S_t`` exactly
 (with ``normalize="ratio"`` the constant-1 channel of x gives the denominator). Embeddings, layer norms, MLPs and
@@ -44,6 +48,7 @@ def mamba_from_hedgehog(stage1: HedgehogLM, mamba: MambaConfig | None = None, *,
         num_heads=cfg.num_heads,
         head_dim=cfg.head_dim,
         num_groups=cfg.num_heads,
+        num_b_groups=cfg.kv_heads,
         conv_kernel=base.conv_kernel,
         chunk_size=base.chunk_size,
         normalize=hh.normalize,
@@ -73,41 +78,43 @@ def mamba_from_hedgehog(stage1: HedgehogLM, mamba: MambaConfig | None = None, *,
 
 
 def _map_layer(att: HedgehogAttention, mix: Mamba2Mixer) -> None:
-    H, P, f = att.num_heads, att.head_dim, att.hh.feature_dim
-    d = att.query_key_value.in_features
+    H, G, P, f = att.num_heads, att.num_kv_heads, att.head_dim, att.hh.feature_dim
     f64 = torch.float64
-    W = att.query_key_value.weight.to(f64).view(H, 3, P, d)
-    bias = att.query_key_value.bias
-    b = bias.to(f64).view(H, 3, P) if bias is not None else torch.zeros(H, 3, P, dtype=f64, device=W.device)
+    (Wq, bq), (Wk, bk), (Wv, bv) = ((w.to(f64), b.to(f64)) for w, b in att.qkv_weights())  # [n, P, d], [n, P]
+    d = Wq.shape[-1]
 
-    def featured(j: int, fm) -> tuple[torch.Tensor, torch.Tensor]:
-        U, c = fm.weight.to(f64), fm.bias.to(f64)  # [H, P, f], [H, f]
-        w = torch.einsum("hpf,hpd->hfd", U, W[:, j]).reshape(H * f, d)
-        bb = (torch.einsum("hpf,hp->hf", U, b[:, j]) + c).reshape(H * f)
+    def featured(W: torch.Tensor, b: torch.Tensor, fm) -> tuple[torch.Tensor, torch.Tensor]:
+        U, c = fm.weight.to(f64), fm.bias.to(f64)  # [n, P, f], [n, f]
+        w = torch.einsum("hpf,hpd->hfd", U, W).reshape(-1, d)
+        bb = (torch.einsum("hpf,hp->hf", U, b) + c).reshape(-1)
         return w, bb
 
     di = H * P
     if mix.mc.rotary_dim:  # head-sized b, c: the raw projections; the maps move into the mixer
-        wk, bk = W[:, 1].reshape(di, d), b[:, 1].reshape(di)
-        wq, bq = W[:, 0].reshape(di, d), b[:, 0].reshape(di)
+        wk, bk_ = Wk.reshape(G * P, d), bk.reshape(G * P)
+        wq, bq_ = Wq.reshape(di, d), bq.reshape(di)
         f = P
         for src, dst in ((att.feature_k, mix.feature_b), (att.feature_q, mix.feature_c)):
             dst.weight.copy_(src.weight)
             dst.bias.copy_(src.bias)
     else:
-        wq, bq = featured(0, att.feature_q)
-        wk, bk = featured(1, att.feature_k)
-    rows_w = mix.in_proj.weight  # [z | x | B | C | dt]
+        wq, bq_ = featured(Wq, bq, att.feature_q)
+        wk, bk_ = featured(Wk, bk, att.feature_k)
+    r = H // G  # query heads per key/value head: each value head's rows go to r SSM heads
+    wv = Wv.repeat_interleave(r, dim=0).reshape(di, d)
+    bv_ = bv.repeat_interleave(r, dim=0).reshape(di)
+    rows_w = mix.in_proj.weight  # [z | x | B (G groups) | C (H groups) | dt]
     rows_b = mix.in_proj.bias
     dt_ = rows_w.dtype
-    rows_w[di : 2 * di] = W[:, 2].reshape(di, d).to(dt_)
-    rows_b[di : 2 * di] = b[:, 2].reshape(di).to(dt_)
-    rows_w[2 * di : 2 * di + H * f] = wk.to(dt_)
-    rows_b[2 * di : 2 * di + H * f] = bk.to(dt_)
-    rows_w[2 * di + H * f : 2 * di + 2 * H * f] = wq.to(dt_)
-    rows_b[2 * di + H * f : 2 * di + 2 * H * f] = bq.to(dt_)
-    rows_w[2 * di + 2 * H * f :] = 0.0
-    rows_b[2 * di + 2 * H * f :] = 0.0
+    nb, nc = G * f, H * f
+    rows_w[di : 2 * di] = wv.to(dt_)
+    rows_b[di : 2 * di] = bv_.to(dt_)
+    rows_w[2 * di : 2 * di + nb] = wk.to(dt_)
+    rows_b[2 * di : 2 * di + nb] = bk_.to(dt_)
+    rows_w[2 * di + nb : 2 * di + nb + nc] = wq.to(dt_)
+    rows_b[2 * di + nb : 2 * di + nb + nc] = bq_.to(dt_)
+    rows_w[2 * di + nb + nc :] = 0.0
+    rows_b[2 * di + nb + nc :] = 0.0
     mix.dt_bias.fill_(math.log(math.expm1(1.0)))
     mix.decay.zero_()
     mix.conv1d.weight.zero_()

@@ -1,7 +1,9 @@
 """Stage 1: the teacher with every softmax attention replaced by Hedgehog linear attention.
 
-Each layer keeps the teacher's ``query_key_value`` and ``dense`` projections and adds two Hedgehog feature maps
-(``phi_q``, ``phi_k``, :class:`~attn2mamba.linear_attention.HedgehogFeatureMap`). With ``rotary=True`` they
+Each layer keeps the teacher's projections (GPT-NeoX's ``query_key_value`` or Llama's ``q_proj, k_proj, v_proj``,
+and ``dense``) and adds two Hedgehog feature maps (``phi_q``, ``phi_k``,
+:class:`~attn2mamba.linear_attention.HedgehogFeatureMap`; with grouped-query attention ``phi_k`` has one map per
+key/value head, shared by that head's queries as the keys are). With ``rotary=True`` they
 read the queries and keys **after** the teacher's rotary embedding, as LoLCATs does (``phi(R_t q_t)``): the
 teacher's attention is positional and a map of pre-rotary q, k cannot see position. Stage 2 then carries the
 same rotation on the Mamba's B and C. With ``rotary=False`` the maps read the pre-rotary q, k. Normalisation
@@ -31,7 +33,7 @@ from .linear_attention import (
     linear_attention_recurrent,
     linear_attention_weights,
 )
-from .lm import DecoderLM, LMConfig
+from .lm import AttentionProjections, DecoderLM, LMConfig, repeat_kv
 from .teacher import Rotary
 
 NORMALIZE = ("rms", "ratio")
@@ -59,17 +61,14 @@ def rms_norm_heads(y: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.T
     return (yf * torch.rsqrt(yf.pow(2).mean(-1, keepdim=True) + eps)).to(y.dtype) * weight
 
 
-class HedgehogAttention(nn.Module):
-    """Hedgehog linear attention in a GPT-NeoX layer (``forward(h, state, pos) -> (out, state)``)."""
+class HedgehogAttention(AttentionProjections):
+    """Hedgehog linear attention in a GPT-NeoX or Llama layer (``forward(h, state, pos) -> (out, state)``)."""
 
     def __init__(self, cfg: LMConfig, hh: HedgehogConfig):
-        super().__init__()
+        super().__init__(cfg)
         self.hh = hh
-        self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
-        self.query_key_value = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=cfg.attention_bias)
-        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.attention_bias)
         self.feature_q = HedgehogFeatureMap(cfg.num_heads, cfg.head_dim, hh.feature_dim, hh.feature_init)
-        self.feature_k = HedgehogFeatureMap(cfg.num_heads, cfg.head_dim, hh.feature_dim, hh.feature_init)
+        self.feature_k = HedgehogFeatureMap(cfg.kv_heads, cfg.head_dim, hh.feature_dim, hh.feature_init)
         self.rotary = Rotary(int(cfg.head_dim * cfg.rotary_pct), cfg.rotary_base) if hh.rotary else None
         if hh.normalize == "rms":
             self.norm_weight = nn.Parameter(torch.ones(cfg.num_heads, cfg.head_dim))
@@ -77,11 +76,6 @@ class HedgehogAttention(nn.Module):
     def reset_special_parameters(self) -> None:
         if self.hh.normalize == "rms":
             nn.init.ones_(self.norm_weight)
-
-    def project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, L, _ = h.shape
-        qkv = self.query_key_value(h).view(b, L, self.num_heads, 3 * self.head_dim).transpose(1, 2)
-        return qkv.chunk(3, dim=-1)
 
     def features(self, q: torch.Tensor, k: torch.Tensor, pos: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """``phi_q(q), phi_k(k)`` of the pre-rotary ``q, k`` at positions ``pos, pos + 1, ...``."""
@@ -97,9 +91,11 @@ class HedgehogAttention(nn.Module):
         state: torch.Tensor | None = None,
         pos: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Linear attention on ``q, k, v [b, heads, L, head_dim]`` (pre-rotary); returns heads concatenated
-        ``[b, L, hidden]`` (before ``dense``) and the state ``[b, heads, 2f, head_dim (+1 with ratio)]``."""
+        """Linear attention on ``q [b, heads, L, head_dim]``, ``k, v [b, kv_heads, L, head_dim]`` (pre-rotary);
+        returns heads concatenated ``[b, L, hidden]`` (before ``dense``) and the state
+        ``[b, heads, 2f, head_dim (+1 with ratio)]``."""
         qf, kf = self.features(q, k, pos)
+        kf, v = repeat_kv(kf, self.num_heads), repeat_kv(v, self.num_heads)
         if self.hh.normalize == "ratio":
             v = torch.cat((v, torch.ones_like(v[..., :1])), dim=-1)
         if state is not None and q.shape[2] == 1:
@@ -126,7 +122,8 @@ class HedgehogAttention(nn.Module):
 
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """The student's normalised causal attention weights (for the stage-1 cross-entropy)."""
-        return linear_attention_weights(*self.features(q, k))
+        qf, kf = self.features(q, k)
+        return linear_attention_weights(qf, repeat_kv(kf, self.num_heads))
 
 
 class HedgehogLM(DecoderLM):

@@ -1,7 +1,9 @@
-"""The decoder skeleton the three models share: embeddings, GPT-NeoX blocks around a sequence mixer, head.
+"""The decoder skeleton the three models share: embeddings, GPT-NeoX or Llama blocks around a sequence mixer, head.
 
 A GPT-NeoX (Pythia) block is ``x + mixer(LN1(x)) + MLP(LN2(x))`` with a parallel residual, or the sequential
-``x' = x + mixer(LN1(x)); x' + MLP(LN2(x'))`` without it. The teacher's mixer is softmax attention, stage 1's is
+``x' = x + mixer(LN1(x)); x' + MLP(LN2(x'))`` without it. A Llama block (``arch="llama"``) is the sequential form
+with RMSNorm instead of LayerNorm, a SwiGLU MLP (``down(silu(gate(x)) * up(x))``) and attention projections
+``q_proj, k_proj, v_proj`` with ``num_kv_heads <= num_heads`` key/value heads (grouped-query attention). The teacher's mixer is softmax attention, stage 1's is
 Hedgehog linear attention, the final model's is a Mamba-2 (SSD) mixer; everything else (embeddings, layer norms,
 MLPs, head) is the same module, which is what lets stage 2 copy the teacher's weights one to one.
 
@@ -28,7 +30,8 @@ class ModelInputError(ValueError):
 
 @dataclass
 class LMConfig:
-    """The backbone shared by teacher, stage-1 and Mamba models (GPT-NeoX field meanings)."""
+    """The backbone shared by teacher, stage-1 and Mamba models (GPT-NeoX field meanings; ``arch="llama"``: RMSNorm,
+    SwiGLU, separate q/k/v projections with ``num_kv_heads`` key/value heads, ``layer_norm_eps`` is RMSNorm's eps)."""
 
     vocab_size: int = 256
     hidden_size: int = 128
@@ -43,14 +46,27 @@ class LMConfig:
     hidden_act: str = "gelu"
     tie_embeddings: bool = False
     attention_bias: bool = True
+    arch: str = "gpt-neox"  # or "llama"
+    num_kv_heads: int | None = None  # llama: key/value heads (grouped-query attention); None: num_heads
+    mlp_bias: bool = True  # llama checkpoints have none
 
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch {self.arch!r} is not one of {', '.join(ARCHS)}")
+        if self.num_heads % self.kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} is not divisible by num_kv_heads {self.kv_heads}")
+        if self.arch == "gpt-neox" and self.kv_heads != self.num_heads:
+            raise ValueError("grouped-query attention (num_kv_heads < num_heads) needs arch='llama'")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act {self.hidden_act!r} is not one of {', '.join(ACTIVATIONS)}")
 
@@ -62,6 +78,8 @@ class LMConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+
+ARCHS = ("gpt-neox", "llama")
 
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),
@@ -84,14 +102,111 @@ class MLP(nn.Module):
         return self.dense_4h_to_h(self.act(self.dense_h_to_4h(x)))
 
 
+class GatedMLP(nn.Module):
+    """Llama's SwiGLU MLP: ``down_proj(act(gate_proj(x)) * up_proj(x))``."""
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=cfg.mlp_bias)
+        self.act = ACTIVATIONS[cfg.hidden_act]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+
+
+class RMSNorm(nn.Module):
+    """Llama's RMSNorm: ``weight * x / sqrt(mean(x^2) + eps)``, normalised in float32 at least."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def reset_special_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        return self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+
+def make_norm(cfg: LMConfig) -> nn.Module:
+    if cfg.arch == "llama":
+        return RMSNorm(cfg.hidden_size, cfg.layer_norm_eps)
+    return nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+
+class AttentionProjections(nn.Module):
+    """The teacher attention's input and output projections, which stage 1 and stage 2 reuse: GPT-NeoX's fused
+    ``query_key_value`` (laid out per head as ``[q | k | v]``), or Llama's ``q_proj, k_proj, v_proj`` with
+    ``num_kv_heads`` key/value heads; the output projection is ``dense`` in both (Llama's ``o_proj``)."""
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.kv_heads, cfg.head_dim
+        bias = cfg.attention_bias
+        if cfg.arch == "llama":
+            self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_heads * cfg.head_dim, bias=bias)
+            self.k_proj = nn.Linear(cfg.hidden_size, cfg.kv_heads * cfg.head_dim, bias=bias)
+            self.v_proj = nn.Linear(cfg.hidden_size, cfg.kv_heads * cfg.head_dim, bias=bias)
+        else:
+            self.query_key_value = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=bias)
+        self.dense = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=bias)
+
+    def project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pre-rotary ``q [b, heads, L, P]`` and ``k, v [b, kv_heads, L, P]``."""
+        b, L, _ = h.shape
+        P = self.head_dim
+        if hasattr(self, "query_key_value"):
+            qkv = self.query_key_value(h).view(b, L, self.num_heads, 3 * P).transpose(1, 2)
+            return qkv.chunk(3, dim=-1)
+        q = self.q_proj(h).view(b, L, self.num_heads, P).transpose(1, 2)
+        k = self.k_proj(h).view(b, L, self.num_kv_heads, P).transpose(1, 2)
+        v = self.v_proj(h).view(b, L, self.num_kv_heads, P).transpose(1, 2)
+        return q, k, v
+
+    def qkv_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``[(W_q [heads, P, d], b_q [heads, P]), (W_k, b_k), (W_v, b_v)]`` (key/value: ``kv_heads``); zero
+        biases where the projection has none."""
+        P = self.head_dim
+        if hasattr(self, "query_key_value"):
+            lin = self.query_key_value
+            d = lin.in_features
+            W = lin.weight.view(self.num_heads, 3, P, d)
+            b = (
+                lin.bias.view(self.num_heads, 3, P)
+                if lin.bias is not None
+                else W.new_zeros(self.num_heads, 3, P)
+            )
+            return [(W[:, j], b[:, j]) for j in range(3)]
+        out = []
+        for lin, n in (
+            (self.q_proj, self.num_heads),
+            (self.k_proj, self.num_kv_heads),
+            (self.v_proj, self.num_kv_heads),
+        ):
+            W = lin.weight.view(n, P, lin.in_features)
+            out.append((W, lin.bias.view(n, P) if lin.bias is not None else W.new_zeros(n, P)))
+        return out
+
+
+def repeat_kv(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[b, kv_heads, ...]`` -> ``[b, heads, ...]``: each key/value head serves ``heads / kv_heads`` query heads
+    (consecutive ones, as in Llama)."""
+    r = heads // t.shape[1]
+    return t if r == 1 else t.repeat_interleave(r, dim=1)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: LMConfig, mixer: nn.Module):
         super().__init__()
         self.parallel = cfg.parallel_residual
-        self.input_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.post_attention_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.input_layernorm = make_norm(cfg)
+        self.post_attention_layernorm = make_norm(cfg)
         self.mixer = mixer
-        self.mlp = MLP(cfg)
+        self.mlp = GatedMLP(cfg) if cfg.arch == "llama" else MLP(cfg)
 
     def forward(self, x: torch.Tensor, state: Any = None, pos: int = 0) -> tuple[torch.Tensor, Any]:
         a, state = self.mixer(self.input_layernorm(x), state, pos)
@@ -127,7 +242,7 @@ class DecoderLM(nn.Module):
         self.config = cfg
         self.embed_in = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.blocks = nn.ModuleList(Block(cfg, m) for m in mixers)
-        self.final_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.final_layer_norm = make_norm(cfg)
         self.embed_out = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.embed_out.weight = self.embed_in.weight
@@ -194,7 +309,8 @@ class DecoderLM(nn.Module):
             if isinstance(m, nn.Linear):
                 last = name.split(".")[-1]
                 nn.init.normal_(
-                    m.weight, std=resid if last in ("dense", "dense_4h_to_h", "out_proj") else std
+                    m.weight,
+                    std=resid if last in ("dense", "dense_4h_to_h", "out_proj", "down_proj") else std,
                 )
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

@@ -14,7 +14,10 @@ One mixer, per token ``h`` (``heads`` SSM heads of size ``P``, ``groups`` sharin
 
 With ``rotary_dim > 0`` (the stage-1 maps read rotary-embedded q, k) the b and c rows of in_proj are head-sized
 (``P`` per group), the teacher's rotary embedding turns them at each token's absolute position, and a per-group
-Hedgehog map gives the features: ``B = phi_B(R_t b_t)``, ``C = phi_C(R_t c_t)``. Decoding carries the position;
+Hedgehog map gives the features: ``B = phi_B(R_t b_t)``, ``C = phi_C(R_t c_t)``.
+
+``num_b_groups < num_groups`` shares each B group among ``num_groups / num_b_groups`` C groups: a grouped-query
+teacher (Llama's ``num_kv_heads``) maps its shared keys to grouped B and its per-head queries to per-head C. Decoding carries the position;
 there is no length limit (the rotation is computed for any position).
 
 With ``x_mix = gate_mix = 1``, ``D = 1`` and random weights this is a Mamba-2 layer whose B/C activation is the
@@ -54,7 +57,10 @@ class MambaConfig:
     feature_dim: int = 32  # f; the state has N = 2f
     num_heads: int | None = None
     head_dim: int | None = None
-    num_groups: int | None = None
+    num_groups: int | None = None  # groups of C (and of B unless num_b_groups says otherwise)
+    # groups of B: fewer than num_groups when the keys are shared (a grouped-query teacher's key/value heads);
+    # each B group then serves num_groups / num_b_groups C groups. None: num_groups (stock Mamba-2)
+    num_b_groups: int | None = None
     conv_kernel: int = 4
     chunk_size: int = 64
     normalize: str = "rms"
@@ -76,12 +82,14 @@ class MambaConfig:
 
     def resolved(self, cfg: LMConfig) -> MambaConfig:
         heads = self.num_heads or cfg.num_heads
+        groups = self.num_groups or heads
         return MambaConfig(
             **{
                 **asdict(self),
                 "num_heads": heads,
                 "head_dim": self.head_dim or cfg.head_dim,
-                "num_groups": self.num_groups or heads,
+                "num_groups": groups,
+                "num_b_groups": self.num_b_groups or groups,
             }
         )
 
@@ -101,18 +109,22 @@ class Mamba2Mixer(nn.Module):
         super().__init__()
         self.mc = mc
         H, P, G, f = mc.num_heads, mc.head_dim, mc.num_groups, mc.feature_dim
+        Gb = mc.num_b_groups or G
         if H % G:
             raise ValueError(f"{H} heads are not divisible into {G} groups")
+        if G % Gb:
+            raise ValueError(f"{G} C groups are not divisible into {Gb} B groups")
+        self.b_groups = Gb
         self.d_inner = H * P
         self.bc_dim = P if mc.rotary_dim else f  # per group: head-sized b, c when they are rotated first
         if mc.rotary_dim:
             if mc.rotary_dim > P:
                 raise ValueError(f"rotary_dim {mc.rotary_dim} is larger than the head dim {P}")
             self.rotary = Rotary(mc.rotary_dim, mc.rotary_base)
-            self.feature_b = HedgehogFeatureMap(G, P, f, "identity")
+            self.feature_b = HedgehogFeatureMap(Gb, P, f, "identity")
             self.feature_c = HedgehogFeatureMap(G, P, f, "identity")
-        self.conv_dim = self.d_inner + 2 * G * self.bc_dim
-        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * G * self.bc_dim + H, bias=True)
+        self.conv_dim = self.d_inner + (Gb + G) * self.bc_dim
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner + (Gb + G) * self.bc_dim + H, bias=True)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, mc.conv_kernel, groups=self.conv_dim, bias=True)
         self.dt_bias = nn.Parameter(torch.zeros(H))
         self.decay = nn.Parameter(torch.ones(H))
@@ -174,16 +186,19 @@ class Mamba2Mixer(nn.Module):
             return self._step(h, state, pos)
         z, xbc, dt_raw = self.in_proj(h).split((self.d_inner, self.conv_dim, H), dim=-1)
         xbc, conv_state = self._conv(xbc, state)
-        x, bp, cp = xbc.split((self.d_inner, G * self.bc_dim, G * self.bc_dim), dim=-1)
+        Gb = self.b_groups
+        x, bp, cp = xbc.split((self.d_inner, Gb * self.bc_dim, G * self.bc_dim), dim=-1)
         x = x + self.x_mix * (F.silu(x) - x)
         if mc.rotary_dim:
-            bp, cp = (t.view(b, L, G, P).transpose(1, 2) for t in (bp, cp))  # [b, G, L, P]
+            bp, cp = bp.view(b, L, Gb, P).transpose(1, 2), cp.view(b, L, G, P).transpose(1, 2)  # [b, G, L, P]
             bp, cp = self.rotary(bp, cp, pos)
             Bm = self.feature_b(bp).transpose(1, 2)
             Cm = self.feature_c(cp).transpose(1, 2)
         else:
-            Bm = feature_pair(bp.view(b, L, G, f))
+            Bm = feature_pair(bp.view(b, L, Gb, f))
             Cm = feature_pair(cp.view(b, L, G, f))
+        if Gb != G:  # shared keys: each B group serves G / Gb groups of C
+            Bm = Bm.repeat_interleave(G // Gb, dim=2)
         acc = torch.promote_types(dt_raw.dtype, torch.float32)  # float64 models stay float64
         dt = F.softplus(dt_raw.to(acc) + self.dt_bias.to(acc))
         xh = x.view(b, L, H, P)
@@ -223,13 +238,16 @@ class Mamba2Mixer(nn.Module):
         z, xbc, dt_raw = self.in_proj(h[:, 0]).split((self.d_inner, self.conv_dim, H), dim=-1)
         window = torch.cat((state.conv.to(xbc.dtype), xbc[:, :, None]), dim=-1)  # [b, conv_dim, K]
         xbc = (window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias
-        x, bp, cp = xbc.split((self.d_inner, G * self.bc_dim, G * self.bc_dim), dim=-1)
+        Gb = self.b_groups
+        x, bp, cp = xbc.split((self.d_inner, Gb * self.bc_dim, G * self.bc_dim), dim=-1)
         x = x + self.x_mix * (F.silu(x) - x)
         if mc.rotary_dim:
-            bp, cp = self.rotary(bp.view(b, G, 1, P), cp.view(b, G, 1, P), pos)
+            bp, cp = self.rotary(bp.view(b, Gb, 1, P), cp.view(b, G, 1, P), pos)
             Bm, Cm = self.feature_b(bp)[:, :, 0], self.feature_c(cp)[:, :, 0]
         else:
-            Bm, Cm = feature_pair(bp.view(b, G, f)), feature_pair(cp.view(b, G, f))
+            Bm, Cm = feature_pair(bp.view(b, Gb, f)), feature_pair(cp.view(b, G, f))
+        if Gb != G:
+            Bm = Bm.repeat_interleave(G // Gb, dim=1)
         acc = torch.promote_types(dt_raw.dtype, torch.float32)  # float64 models stay float64
         dt = F.softplus(dt_raw.to(acc) + self.dt_bias.to(acc))
         xh = x.view(b, H, P)

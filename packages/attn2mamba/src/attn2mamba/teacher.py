@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lm import DecoderLM, LMConfig
+from .lm import AttentionProjections, DecoderLM, LMConfig, repeat_kv
 
 
 class CheckpointError(ValueError):
@@ -80,22 +80,14 @@ class KVCache:
     v: torch.Tensor | None = None
 
 
-class SoftmaxAttention(nn.Module):
-    """GPT-NeoX attention. ``project`` gives the pre-rotary q, k, v ``[batch, heads, length, head_dim]`` that
-    stage 1 distils from; ``forward`` is the full layer."""
+class SoftmaxAttention(AttentionProjections):
+    """GPT-NeoX or Llama attention. ``project`` gives the pre-rotary q, k, v ``[batch, heads, length, head_dim]``
+    that stage 1 distils from (k, v with ``num_kv_heads`` heads); ``forward`` is the full layer. The KV cache keeps
+    the ``num_kv_heads`` heads; each serves ``num_heads / num_kv_heads`` query heads."""
 
     def __init__(self, cfg: LMConfig):
-        super().__init__()
-        self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
-        self.query_key_value = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=cfg.attention_bias)
-        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=cfg.attention_bias)
+        super().__init__(cfg)
         self.rotary = Rotary(int(cfg.head_dim * cfg.rotary_pct), cfg.rotary_base)
-
-    def project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, L, _ = h.shape
-        qkv = self.query_key_value(h).view(b, L, self.num_heads, 3 * self.head_dim).transpose(1, 2)
-        q, k, v = qkv.chunk(3, dim=-1)
-        return q, k, v
 
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: int = 0, cache: KVCache | None = None
@@ -106,6 +98,7 @@ class SoftmaxAttention(nn.Module):
             if cache.k is not None:
                 k, v = torch.cat((cache.k, k), dim=2), torch.cat((cache.v, v), dim=2)
             cache = KVCache(k, v)
+        k, v = repeat_kv(k, self.num_heads), repeat_kv(v, self.num_heads)
         Lq, Lk = q.shape[2], k.shape[2]
         if Lq == Lk:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.head_dim**-0.5)
@@ -119,7 +112,7 @@ class SoftmaxAttention(nn.Module):
     def weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """Causal softmax attention weights ``[batch, heads, L, L]`` (for the stage-1 cross-entropy loss)."""
         q, k = self.rotary(q, k, 0)
-        s = (q @ k.transpose(-1, -2)).float() * self.head_dim**-0.5
+        s = (q @ repeat_kv(k, self.num_heads).transpose(-1, -2)).float() * self.head_dim**-0.5
         L = s.shape[-1]
         mask = torch.ones(L, L, dtype=torch.bool, device=s.device).triu(1)
         return s.masked_fill(mask, float("-inf")).softmax(-1)
@@ -134,8 +127,9 @@ class SoftmaxAttention(nn.Module):
 
 
 class GPTNeoX(DecoderLM):
-    """The teacher: GPT-NeoX / Pythia. ``GPTNeoX(cfg)`` builds it randomly initialised; :func:`load_gpt_neox`
-    loads a local checkpoint folder."""
+    """The teacher: GPT-NeoX / Pythia (or, with ``cfg.arch="llama"``, a Llama: :class:`attn2mamba.llama.Llama`).
+    ``GPTNeoX(cfg)`` builds it randomly initialised; :func:`load_gpt_neox` loads a local checkpoint folder,
+    :func:`load_teacher` either kind."""
 
     kind = "gpt-neox"
 
@@ -144,7 +138,7 @@ class GPTNeoX(DecoderLM):
 
     @torch.no_grad()
     def attention_io(self, ids: torch.Tensor, *, weights: bool = False) -> tuple[list[dict], torch.Tensor]:
-        """One teacher pass that records, per layer, the pre-rotary ``q, k, v`` and the attention layer's output
+        """One teacher pass that records, per layer, the pre-rotary ``q, k, v`` (k, v with ``num_kv_heads`` heads) and the attention layer's output
         (after ``dense``), plus the softmax weights if asked; returns ``(records, logits)``. Stage 1 trains
         every layer on these teacher inputs, in parallel."""
         self.check_input(ids)
@@ -171,6 +165,23 @@ class GPTNeoX(DecoderLM):
 # -- Hugging Face GPT-NeoX checkpoints -------------------------------------------------------------------------
 
 _IGNORED = ("attention.bias", "attention.masked_bias", "rotary_emb.inv_freq")
+
+
+def load_teacher(path: str | Path, **kw) -> GPTNeoX:
+    """A teacher from a local Hugging Face folder: GPT-NeoX/Pythia (:func:`load_gpt_neox`) or Llama
+    (:func:`attn2mamba.llama.load_llama`), chosen by ``config.json``'s ``model_type``."""
+    folder = Path(path)
+    cfg_path = folder / "config.json"
+    if folder.is_dir() and cfg_path.is_file():
+        try:
+            kind = json.loads(cfg_path.read_text()).get("model_type")
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_path} does not parse: {e}") from None
+        if kind == "llama":
+            from .llama import load_llama
+
+            return load_llama(folder, **kw)
+    return load_gpt_neox(folder, **kw)
 
 
 def config_from_hf(d: dict) -> LMConfig:

@@ -2,7 +2,7 @@
 
 Phases (each resumable; a finished phase is not redone on ``--resume``):
 
-1. ``teacher``: train a tiny GPT-NeoX on the corpus (or load ``--teacher DIR``, a GPT-NeoX/Pythia folder).
+1. ``teacher``: train a tiny GPT-NeoX on the corpus (or load ``--teacher DIR``, a GPT-NeoX/Pythia or Llama folder).
 2. ``stage1@0``: the stage-1 model with untrained (identity) feature maps, the control arm's starting point.
 3. Per student seed ``s`` (``--seeds``):
    - ``stage1@F-sS``: Hedgehog feature maps fitted for ``F * student_tokens`` tokens (layer-wise terms and/or
@@ -58,7 +58,9 @@ class Config(BaseConfig):
     )
     # teacher
     teacher: str = knob(
-        "", "GPT-NeoX/Pythia folder (config.json + *.safetensors); empty: train a tiny one here"
+        "",
+        "GPT-NeoX/Pythia or Llama folder (config.json + *.safetensors; model_type picks the loader); "
+        "empty: train a tiny GPT-NeoX here",
     )
     hidden_size: int = knob(64, "tiny teacher: width", low=8)
     num_layers: int = knob(4, "tiny teacher: layers", low=1)
@@ -150,7 +152,7 @@ class Config(BaseConfig):
                 raise ConfigError(f"--teacher {self.teacher}: teacher checkpoint folder does not exist")
             if not (p / "config.json").is_file():
                 raise ConfigError(
-                    f"--teacher {self.teacher}: no config.json there (expected a GPT-NeoX folder)"
+                    f"--teacher {self.teacher}: no config.json there (expected a GPT-NeoX or Llama folder)"
                 )
         if self.data and not Path(self.data).exists():
             raise ConfigError(f"--data {self.data} does not exist")
@@ -263,9 +265,9 @@ class _Ctx:
             self.tokenizer = make_tokenizer(cfg.tokenizer, cfg.teacher or None)
             self.loaded_teacher = None
             if cfg.teacher:
-                from .teacher import load_gpt_neox
+                from .teacher import load_teacher
 
-                self.loaded_teacher = load_gpt_neox(cfg.teacher, device=self.env.device)
+                self.loaded_teacher = load_teacher(cfg.teacher, device=self.env.device)
                 tcfg = self.loaded_teacher.config
                 check_vocab(self.tokenizer, tcfg.vocab_size)
                 if cfg.seq_len > tcfg.max_seq_len:
@@ -601,6 +603,7 @@ def _mamba_config(cfg: Config, lm=None):
         use_kernels=cfg.use_kernels,
         rotary_dim=rotary,
         rotary_base=lm.rotary_base if lm is not None else 10000.0,
+        num_b_groups=lm.kv_heads if lm is not None else None,  # a GQA teacher's shared keys: grouped B
     )
 
 
