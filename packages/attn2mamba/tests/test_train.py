@@ -319,3 +319,20 @@ def test_torchrun_fsdp_two_ranks_match_one_process(tmp_path):
     assert w1.keys() == w2.keys()
     for k in w1:
         torch.testing.assert_close(w2[k], w1[k], atol=1e-4, rtol=1e-4)
+
+
+def test_config_module_imports_no_torch():
+    """``Config``, ``PRESETS`` and ``DESCRIPTION`` live in a torch-free module (a fast ``train --help``)."""
+    import attn2mamba.config as config_module
+
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('cfg', {config_module.__file__!r})\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['cfg'] = m; spec.loader.exec_module(m)\n"
+        "print(sorted(k for k in ('torch', 'numpy') if k in sys.modules), sorted(m.PRESETS))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] ['default', 'paper', 'smoke']"
+    from attn2mamba.train import PRESETS, Config
+
+    assert Config is config_module.Config and PRESETS is config_module.PRESETS

@@ -333,3 +333,80 @@ def save_gpt_neox(model: GPTNeoX, path: str | Path) -> Path:
     save_file(sd, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(config_to_hf(model.config), indent=2) + "\n")
     return folder
+
+
+# -- the trainer's teacher phase ----------------------------------------------------------------------------------
+
+
+def teacher_phase(ctx):
+    """The trainer's phase ``teacher`` (``ctx``: :class:`attn2mamba.context.Context`): the ``--teacher`` folder,
+    evaluated, or a tiny GPT-NeoX trained here on the corpus and written as a GPT-NeoX folder; returns
+    ``(model, result)``."""
+    from .loop import adamw, train_loop
+
+    cfg, run, env = ctx.cfg, ctx.run, ctx.env
+    if ctx.loaded_teacher is not None:
+        teacher = ctx.loaded_teacher.eval().requires_grad_(False)
+        res = run.phase(
+            "teacher",
+            lambda: {
+                "source": cfg.teacher,
+                **ctx.final(teacher),
+                "curve_ppl": ctx.ppl(teacher, ctx.curve_windows),
+            },
+        )
+        return teacher, res
+
+    trained: dict = {}
+
+    def build():
+        torch.manual_seed(cfg.seed)
+        m = GPTNeoX(ctx.lm_config())
+        m.init_weights()
+        return m.to(env.device)
+
+    def train() -> dict:
+        from . import parallel
+
+        model = build()
+        wrapped = parallel.wrap(model, env, "ddp")
+        opt = adamw([{"params": list(model.parameters())}], cfg.teacher_lr, cfg.teacher_weight_decay)
+
+        def loss_fn(mb):
+            logits = wrapped(mb[:, :-1])
+            return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), mb[:, 1:].reshape(-1))
+
+        curve = train_loop(
+            ctx,
+            "teacher",
+            1,
+            model=wrapped,
+            opt=opt,
+            steps=cfg.teacher_steps,
+            lr=cfg.teacher_lr,
+            loss_fn=loss_fn,
+            evaluate=lambda: ctx.ppl(model, ctx.curve_windows),
+            token_offset=0,
+            trainable=list(model.parameters()),
+            manual_sync=False,
+        )
+        if run.is_main:
+            save_gpt_neox(model, run.out / "teacher")
+        trained["model"] = model
+        return {
+            "source": "trained here",
+            "steps": cfg.teacher_steps,
+            "tokens": cfg.teacher_steps * ctx.tokens_per_step,
+            "params": model.num_params(),
+            "curve": curve,
+            **ctx.final(model),
+            "curve_ppl": curve[-1]["ppl"],
+        }
+
+    res = run.phase("teacher", train)
+    teacher = trained.get("model")
+    if teacher is None:  # finished before a --resume: from its final checkpoint
+        teacher = build()
+        _, weights, _ = run.checkpoint("teacher").load(restore_rng=False)
+        teacher.load_state_dict(weights["model"])
+    return teacher.eval().requires_grad_(False), res
