@@ -238,3 +238,55 @@ def test_an_out_that_cannot_be_created_is_one_line(tmp_path, capsys):
     assert main(["--out", str(blocker / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot write the run folder" in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_paperkit_torchrun_is_one_line_and_exit_130(tmp_path):
+    """A terminal's Ctrl-C reaches the launcher and both workers (one process group): the workers save, the
+    launcher says so in one line and exits 130, no traceback anywhere. Workers that fail on a bad flag: exit 2."""
+    import glob
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "toy_main.py"
+    script.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom toy import main\nsys.exit(main())\n"
+    )
+    launcher = [
+        sys.executable,
+        "-m",
+        "paperkit.torchrun",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(script),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen(
+        [*launcher, "--steps", "1500", "--slow", "0.02", "--threads", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None:
+        metrics = glob.glob(str(tmp_path / "runs" / "toy" / "*" / "metrics.jsonl"))
+        if metrics and len(Path(metrics[0]).read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "torchrun: SIGINT: workers saved their state and stopped" in err
+    (run_dir,) = (tmp_path / "runs" / "toy").iterdir()
+    progress = json.loads((run_dir / "checkpoints" / "progress.json").read_text())
+    assert progress["checkpoints"], progress  # saved on the way out (resume == uninterrupted: test_resume_*)
+    bad = subprocess.run([*launcher, "--steps", "0"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--steps" in bad.stderr

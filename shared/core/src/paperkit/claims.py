@@ -33,8 +33,10 @@ import math
 import operator
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads on first use: `train --help` stays fast
+    import numpy as np
 
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 CI_METHODS = ("t", "bootstrap")
@@ -114,6 +116,8 @@ def bootstrap_ci(
 ) -> dict[str, float]:
     """Percentile bootstrap of a mean over independent units (seeds), or of the difference of two means
     (``mean(units) - mean(other)``, each resampled independently). Returns ``mean``, ``lo``, ``hi``."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     a = np.asarray(units, dtype=float)
     if a.size == 0:
@@ -139,6 +143,8 @@ def interval(
 ) -> dict[str, float]:
     """Mean of per-seed ``values`` with a two-sided ``level`` interval: Student-t (``ci="t"``) or percentile
     bootstrap (``ci="bootstrap"``). One value, or a non-finite one, gives an interval of NaN (never passes)."""
+    import numpy as np
+
     if ci not in CI_METHODS:
         raise ValueError(f"unknown interval method {ci!r}; expected one of {CI_METHODS}")
     if not 0 < level < 1:
@@ -167,6 +173,8 @@ def _bound_passes(op: str, iv: dict[str, float], threshold: float) -> bool:
 
 
 def _floats(name: str, values: Sequence[float] | np.ndarray) -> list[float]:
+    import numpy as np
+
     a = np.asarray(values, dtype=float).ravel()
     if a.size == 0:
         raise ValueError(f"claim: no per-seed values for {name}")
@@ -255,7 +263,7 @@ class Claim:
                 raise ValueError(
                     f"claim {id!r}: paired arms need one value per seed each ({len(m)} vs {len(c)})"
                 )
-            iv = interval(np.subtract(m, c), level=level, ci=ci, seed=seed)
+            iv = interval([a - b for a, b in zip(m, c, strict=True)], level=level, ci=ci, seed=seed)
         elif ci == "bootstrap":
             iv = bootstrap_ci(m, c, level=level, seed=seed)
         else:
@@ -333,6 +341,8 @@ class Claim:
 
 
 def _welch(a: list[float], b: list[float], level: float) -> dict[str, float]:
+    import numpy as np
+
     x, y = np.asarray(a), np.asarray(b)
     diff = float(x.mean() - y.mean())
     if x.size < 2 or y.size < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):

@@ -8,6 +8,7 @@ table, and with ``--strict`` exit 1 when a claim failed.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -42,19 +43,31 @@ def limit_threads(n: int):
             torch.set_num_threads(previous)
 
 
+def _load(spec: str) -> Callable[[Any, Run], dict]:
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"trainer body must be 'module:function', got {spec!r}")
+    return getattr(importlib.import_module(module), attr)
+
+
 def run_trainer(
     *,
     package: str,
     config_cls: type,
     presets: dict[str, dict],
-    body: Callable[[Any, Run], dict],
+    body: Callable[[Any, Run], dict] | str,
     argv: list[str] | None = None,
     description: str = "",
 ) -> int:
-    """Run ``body(cfg, run) -> results`` as the ``train`` command of ``package``; return the exit status."""
+    """Run ``body(cfg, run) -> results`` as the ``train`` command of ``package``; return the exit status.
+
+    ``body`` may be ``"module:function"``: it is imported after the command line is parsed, so ``--help`` and
+    config errors never import the trainer's torch modules."""
     prog = f"train ({package})"
     try:
         cfg, opts = parse(config_cls, presets, argv, prog=prog, description=description)
+        if isinstance(body, str):
+            body = _load(body)
         if (
             int(os.environ.get("WORLD_SIZE", "1")) > 1
         ):  # torchrun: the run folder is decided on rank 0 for all

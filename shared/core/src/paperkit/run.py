@@ -93,6 +93,7 @@ class Run:
         self._progress = progress
         self._metrics_lines = int(progress.get("metrics_lines", 0))
         self._stop = False
+        self._stop_time = 0.0
         self._old_handlers: dict = {}
         self._t0 = time.perf_counter()
         self._elapsed_before = float(progress.get("elapsed", 0.0))
@@ -200,10 +201,14 @@ class Run:
         self._old_handlers.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop:  # a second Ctrl-C: give up at once
-            signal.signal(signum, signal.SIG_DFL)
+        if self._stop:
+            # torchrun forwards the terminal's Ctrl-C a moment after the worker got it: that is the same stop
+            if time.monotonic() - self._stop_time < 2.0:
+                return
+            signal.signal(signum, signal.SIG_DFL)  # a second Ctrl-C: give up at once
             raise KeyboardInterrupt
         self._stop = True
+        self._stop_time = time.monotonic()
         print(
             f"\n{signal.Signals(signum).name}: saving a checkpoint and stopping (again to abort)",
             file=sys.stderr,

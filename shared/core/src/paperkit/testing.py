@@ -50,3 +50,32 @@ def assert_readme_matches_summary(package_dir: Path, summary: Path | None = None
 
     diff = readme_mismatch(Path(package_dir), summary)
     assert diff is None, diff
+
+
+HEAVY = ("torch", "numpy", "timm", "torchvision", "scipy", "sklearn", "gymnasium", "faiss", "transformers")
+
+
+def assert_help_is_light(module: str, heavy: tuple[str, ...] = HEAVY) -> str:
+    """``train --help`` of the trainer in ``module`` (``PKG.cli``) and ``import PKG`` load none of ``heavy``.
+
+    Runs in a fresh interpreter (this test process may already hold torch); returns the help text."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, sys\n"
+        f"import {module.split('.')[0]}\n"
+        f"from {module} import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    rc = main(['--help'])\n"
+        "assert rc == 0, rc\n"
+        f"loaded = sorted(m for m in {heavy!r} if m in sys.modules)\n"
+        "print(repr(loaded)); print(out.getvalue())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    first, _, help_text = proc.stdout.partition("\n")
+    assert first == "[]", f"{module}: --help imported {first}"
+    assert "usage:" in help_text, help_text
+    return help_text
