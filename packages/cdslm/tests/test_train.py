@@ -112,3 +112,9 @@ def test_readme_results_match_the_default_summary():
     from paperkit.testing import assert_readme_matches_summary
 
     assert_readme_matches_summary(PKG)
+
+
+def test_help_and_import_load_no_torch():
+    from paperkit.testing import assert_help_is_light
+
+    assert "--preset" in assert_help_is_light("cdslm.cli")

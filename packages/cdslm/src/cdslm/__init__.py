@@ -10,51 +10,28 @@ of Continuous Diffusion Spoken Language Models", arXiv 2604.24416), at CPU scale
     fit = fit_scaling(N, D, L)                             # L = E + A/N^alpha + B/D^beta (Huber on log L)
 """
 
-from .data import Corpus, load_audio, load_audio_folder, synth_corpus
-from .diffusion import (
-    alpha_sigma,
-    ddim_sample,
-    diffusion_loss,
-    eps_from_v,
-    guided_v,
-    min_snr_weight,
-    sample_t,
-    snr,
-    v_target,
-    x0_from_v,
-)
-from .mel import LogMel, griffin_lim, mel_filterbank
-from .model import MMDiT, patchify, unpatchify
-from .pjsd import BigramBaseline, Recogniser, jsd_bits, ngram_counts, pjsd, train_recogniser
-from .scaling import ScalingFit, fit_scaling
+from paperkit.lazy import lazy_exports
 
-__all__ = [
-    "BigramBaseline",
-    "Corpus",
-    "LogMel",
-    "MMDiT",
-    "Recogniser",
-    "ScalingFit",
-    "alpha_sigma",
-    "ddim_sample",
-    "diffusion_loss",
-    "eps_from_v",
-    "fit_scaling",
-    "griffin_lim",
-    "guided_v",
-    "jsd_bits",
-    "load_audio",
-    "load_audio_folder",
-    "mel_filterbank",
-    "min_snr_weight",
-    "ngram_counts",
-    "patchify",
-    "pjsd",
-    "sample_t",
-    "snr",
-    "synth_corpus",
-    "train_recogniser",
-    "unpatchify",
-    "v_target",
-    "x0_from_v",
-]
+# Each name is imported on first use, so that `import cdslm` and `train --help` load no torch.
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".data": ["Corpus", "load_audio", "load_audio_folder", "synth_corpus"],
+        ".diffusion": [
+            "alpha_sigma",
+            "ddim_sample",
+            "diffusion_loss",
+            "eps_from_v",
+            "guided_v",
+            "min_snr_weight",
+            "sample_t",
+            "snr",
+            "v_target",
+            "x0_from_v",
+        ],
+        ".mel": ["LogMel", "griffin_lim", "mel_filterbank"],
+        ".model": ["MMDiT", "patchify", "unpatchify"],
+        ".pjsd": ["BigramBaseline", "Recogniser", "jsd_bits", "ngram_counts", "pjsd", "train_recogniser"],
+        ".scaling": ["ScalingFit", "fit_scaling"],
+    },
+)
