@@ -165,3 +165,9 @@ def test_paper_preset_on_a_tiny_waterbirds_folder(tmp_path):
     bad = [*argv[:-1], str(tmp_path / "run2")]
     bad[bad.index(str(fim))] = str(tmp_path / "nofile.pth")
     assert main(bad) == 2
+
+
+def test_help_and_import_load_no_torch():
+    from paperkit.testing import assert_help_is_light
+
+    assert "--preset" in assert_help_is_light("ewc_ssl.cli")

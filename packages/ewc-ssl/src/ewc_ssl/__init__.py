@@ -9,48 +9,33 @@ penalty = EWCPenalty(ssl_model.backbone, load_fisher("fisher.safetensors", ssl_m
 loss = task_loss + penalty(model.backbone)          # L2-SP control: EWCPenalty.l2sp(anchor, lam)
 """
 
-from .data import GroupData, balanced_groups, metadata_image_list, read_metadata, waterbirds_digits
-from .dino import DINO, MLPBackbone, PrototypeHead, SSLModel, dino_loss, sinkhorn_knopp
-from .finetune import Arm, StackedFinetune
-from .fisher import (
-    FisherMismatch,
-    diagonal_fisher,
-    import_fisher,
-    linear_fisher,
-    load_fisher,
-    normalise,
-    read_fisher_metadata,
-    save_fisher,
-    weights_fingerprint,
-)
-from .groups import group_accuracy
-from .penalty import EWCPenalty, flat_penalty, reference_penalty
+from paperkit.lazy import lazy_exports
 
-__all__ = [
-    "DINO",
-    "Arm",
-    "EWCPenalty",
-    "FisherMismatch",
-    "GroupData",
-    "MLPBackbone",
-    "PrototypeHead",
-    "SSLModel",
-    "StackedFinetune",
-    "balanced_groups",
-    "diagonal_fisher",
-    "dino_loss",
-    "flat_penalty",
-    "group_accuracy",
-    "import_fisher",
-    "linear_fisher",
-    "load_fisher",
-    "metadata_image_list",
-    "normalise",
-    "read_fisher_metadata",
-    "read_metadata",
-    "reference_penalty",
-    "save_fisher",
-    "sinkhorn_knopp",
-    "waterbirds_digits",
-    "weights_fingerprint",
-]
+# Each name is imported on first use, so that `import ewc_ssl` and `train --help` load no torch.
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".data": [
+            "GroupData",
+            "balanced_groups",
+            "metadata_image_list",
+            "read_metadata",
+            "waterbirds_digits",
+        ],
+        ".dino": ["DINO", "MLPBackbone", "PrototypeHead", "SSLModel", "dino_loss", "sinkhorn_knopp"],
+        ".finetune": ["Arm", "StackedFinetune"],
+        ".fisher": [
+            "FisherMismatch",
+            "diagonal_fisher",
+            "import_fisher",
+            "linear_fisher",
+            "load_fisher",
+            "normalise",
+            "read_fisher_metadata",
+            "save_fisher",
+            "weights_fingerprint",
+        ],
+        ".groups": ["group_accuracy"],
+        ".penalty": ["EWCPenalty", "flat_penalty", "reference_penalty"],
+    },
+)
