@@ -173,3 +173,9 @@ def test_acp_learns_correspondence_that_the_shuffled_control_cannot(tmp_path):
     arms = read(out, "summary.json")["results"]["arms"]
     acp, shuffled = arms["acp/seed0"]["test_acc"], arms["shuffled/seed0"]["test_acc"]
     assert acp > 0.65 and shuffled < 0.58 and acp - shuffled > 0.1, (acp, shuffled)
+
+
+def test_help_and_import_load_no_torch():
+    from paperkit.testing import assert_help_is_light
+
+    assert "--preset" in assert_help_is_light("affective_music.cli")

@@ -9,47 +9,25 @@ net = ACPNet(ConvTower(1), ConvTower(3))
 logits = net(mel(waves)[:, None], images)      # [B, 2]: index 1 = same emotion
 """
 
-from .frontend import LogMel, mel_filterbank, spectrogram_image
-from .imac import load_imac
-from .models import ACPCosine, ACPNet, ConvTower, InputNorm, L3Net, build, timm_tower
-from .pairs import fixed_pairs, sample_pairs, split_items, stratified_split
-from .retrieval import average_precision, build_index, evaluate, precision_at_k, recall_at_k
-from .synth import (
-    EMOTIONS,
-    SynthSpec,
-    hsv_histogram,
-    mel_statistics,
-    observed_labels,
-    synth_images,
-    synth_music,
-)
+from paperkit.lazy import lazy_exports
 
-__all__ = [
-    "EMOTIONS",
-    "ACPCosine",
-    "ACPNet",
-    "ConvTower",
-    "InputNorm",
-    "L3Net",
-    "LogMel",
-    "SynthSpec",
-    "average_precision",
-    "build",
-    "build_index",
-    "evaluate",
-    "fixed_pairs",
-    "hsv_histogram",
-    "load_imac",
-    "mel_filterbank",
-    "mel_statistics",
-    "observed_labels",
-    "precision_at_k",
-    "recall_at_k",
-    "sample_pairs",
-    "spectrogram_image",
-    "split_items",
-    "stratified_split",
-    "synth_images",
-    "synth_music",
-    "timm_tower",
-]
+# Each name is imported on first use, so that `import affective_music` and `train --help` load no torch.
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".frontend": ["LogMel", "mel_filterbank", "spectrogram_image"],
+        ".imac": ["load_imac"],
+        ".models": ["ACPCosine", "ACPNet", "ConvTower", "InputNorm", "L3Net", "build", "timm_tower"],
+        ".pairs": ["fixed_pairs", "sample_pairs", "split_items", "stratified_split"],
+        ".retrieval": ["average_precision", "build_index", "evaluate", "precision_at_k", "recall_at_k"],
+        ".synth": [
+            "EMOTIONS",
+            "SynthSpec",
+            "hsv_histogram",
+            "mel_statistics",
+            "observed_labels",
+            "synth_images",
+            "synth_music",
+        ],
+    },
+)
