@@ -165,3 +165,9 @@ def test_paper_preset_runs_the_reference_recipe_at_toy_size(tmp_path):
 
 def test_readme_matches_the_default_summary():
     assert_readme_matches_summary(Path(__file__).parents[1])
+
+
+def test_help_and_import_load_no_torch():
+    from paperkit.testing import assert_help_is_light
+
+    assert "--preset" in assert_help_is_light("part.cli")
