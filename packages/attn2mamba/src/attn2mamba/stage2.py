@@ -40,8 +40,11 @@ def distill(
     offset: int,
     release_mult: float,
     seed: int = 0,
+    start: bool = False,
 ) -> dict:
-    """Stage 2 or the naive baseline: train every parameter of a Mamba LM with CE + KL to the teacher."""
+    """Stage 2 or the naive baseline: train every parameter of a Mamba LM with CE + KL to the teacher. ``start``:
+    also measure the test perplexity at step 0 (stage 2's equals stage 1's by construction: a claim checks it;
+    the control's equals the untrained stage-1 model's, the naive one's is a random model's: not measured)."""
     import torch
 
     from . import parallel
@@ -51,8 +54,7 @@ def distill(
 
     def train() -> dict:
         model = build()
-        start_ppl = ctx.ppl(model, ctx.final_windows)
-        start_val_ppl = ctx.ppl(model, ctx.val_windows)
+        start_ppl = ctx.ppl(model, ctx.final_windows) if start else None
         wrapped = parallel.wrap(model, env, cfg.parallel)
         released = [p for n, p in model.named_parameters() if any(r in n for r in RELEASED)]
         ids = {id(p) for p in released}
@@ -98,8 +100,7 @@ def distill(
         return {
             "steps": steps,
             "tokens": steps * ctx.tokens_per_step,
-            "start_ppl": start_ppl,
-            "start_val_ppl": start_val_ppl,
+            **({"start_ppl": start_ppl} if start else {}),
             "curve": curve,
             **ctx.final(evaluated),
             "released_after": m0,
@@ -125,9 +126,12 @@ def from_stage1(ctx: Context, s1, seed: int):
     return lambda: mamba_from_hedgehog(s1, mamba_config(cfg, lm), seed=cfg.seed + seed).train()
 
 
-def stage2(ctx: Context, teacher, key: str, phase_id: int, build, *, stage1_steps: int, seed: int) -> dict:
+def stage2(
+    ctx: Context, teacher, key: str, phase_id: int, build, *, stage1_steps: int, seed: int, start: bool = True
+) -> dict:
     """Phase ``key``: stage 2 from ``build()`` for the tokens stage 1 left (``student_steps - stage1_steps``), on
-    the batches of ``phase_id`` (the control shares them with the first split's stage 2)."""
+    the batches of ``phase_id`` (the control shares them with the first split's stage 2); ``start``: measure the
+    step-0 test perplexity (the claim that it equals stage 1's)."""
     cfg = ctx.cfg
     return distill(
         ctx,
@@ -140,6 +144,7 @@ def stage2(ctx: Context, teacher, key: str, phase_id: int, build, *, stage1_step
         offset=stage1_steps * ctx.tokens_per_step,
         release_mult=cfg.release_lr_mult,
         seed=seed,
+        start=start,
     )
 
 

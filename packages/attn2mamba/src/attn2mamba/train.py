@@ -79,7 +79,16 @@ def body(cfg: Config, run: Run) -> dict:
                 if i == 0 and cfg.control:  # the same stage 2 (same batches) from untrained maps
                     control = from_stage1(ctx, s1_zero, seed)
                     arms.setdefault("control", []).append(
-                        stage2(ctx, teacher, f"control-s{seed}", 11, control, stage1_steps=n1, seed=seed)
+                        stage2(
+                            ctx,
+                            teacher,
+                            f"control-s{seed}",
+                            11,
+                            control,
+                            stage1_steps=n1,
+                            seed=seed,
+                            start=False,
+                        )
                     )
             if cfg.naive:
                 arms.setdefault("naive", []).append(naive(ctx, teacher, seed))
