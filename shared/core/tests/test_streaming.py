@@ -139,3 +139,17 @@ def test_workers_give_the_same_batches_as_the_main_process(tmp_path):
     for a, b in zip(main, workers):
         assert torch.equal(a, b)
     assert np.isfinite(torch.stack(main).numpy()).all()
+
+
+def test_eval_loader_sees_every_readable_image_once_in_order_with_the_last_partial_batch(tmp_path):
+    from paperkit.streaming import eval_loader
+
+    images = ImageList.from_folder(write_image_folder(tmp_path / "d", classes=2, per_class=5))  # 10 images
+    (tmp_path / "d" / "class1" / "broken.png").write_bytes(b"not an image")
+    images = ImageList.from_folder(tmp_path / "d")  # 11, one unreadable
+    batches = list(eval_loader(images, batch_size=4, size=8))
+    assert [len(x) for x, _, _ in batches] == [4, 4, 2] and sum(s for _, _, s in batches) == 1
+    labels = torch.cat([y for _, y, _ in batches])
+    readable = [i for i in range(len(images)) if "broken" not in images.path(i)]
+    assert labels.tolist() == images.labels[readable].tolist()
+    assert batches[0][0].dtype == torch.uint8 and batches[0][0].shape[1:] == (3, 8, 8)

@@ -396,3 +396,22 @@ def streaming_loader(
     if workers > 0:
         kwargs.update(prefetch_factor=4)
     return StreamingLoader(dataset, sampler, **kwargs)
+
+
+def eval_loader(
+    images: ImageList, *, batch_size: int, size: int, workers: int = 0, pin_memory: bool = False
+) -> torch.utils.data.DataLoader:
+    """Every readable image of ``images`` once, in order, centre-cropped to uint8 ``[B, 3, size, size]``: the
+    loader for features and evaluation. Unlike training batches, the last partial batch is kept. Items are
+    ``(images, labels, skipped)`` as from :func:`collate_skip`."""
+    kwargs: dict = {"num_workers": workers, "pin_memory": pin_memory}
+    if workers > 0:
+        kwargs.update(prefetch_factor=4)
+    return torch.utils.data.DataLoader(
+        StreamingImages(images, size=size),
+        batch_size=batch_size,
+        shuffle=False,
+        drop_last=False,
+        collate_fn=collate_skip,
+        **kwargs,
+    )
