@@ -163,6 +163,25 @@ def test_paper_preset_runs_the_reference_recipe_at_toy_size(tmp_path):
     }
 
 
+def test_a_streamed_folder_resumes_mid_epoch_on_the_next_batch(tmp_path):
+    """The folder is streamed (paperkit.streaming): the sampler's position is in the checkpoint, so a run
+    interrupted mid-epoch continues on the very next batch and ends with the uninterrupted run's weights."""
+    data = write_image_folder(tmp_path / "images", classes=2, per_class=10, size=16)  # 16 train images
+    args = [*FAST, "--modalities", "folder", "--data", str(data), "--arms", "part", "--seeds", "1"]
+    args += ["--image-size", "16", "--patch", "4", "--batch", "4", "--steps", "30", "--workers", "0"]
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    assert main([*args, "--out", str(ref)]) == 0
+    t = interrupt_when(cut / "metrics.jsonl", 6)  # step 6 of 30: epoch 1, mid-way (4 batches per epoch)
+    assert main([*args, "--out", str(cut)]) == 130
+    t.join()
+    state = torch.load(next((cut / "checkpoints").glob("folder--part--s0/step-*/state.pt")), weights_only=False)
+    assert state["loader"]["position"] % 16 != 0 or state["loader"]["epoch"] == 0  # saved inside an epoch
+    assert main(["--resume", str(cut)]) == 0
+    a, b = weights(ref, "folder/part/s0"), weights(cut, "folder/part/s0")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read(cut, "summary.json")["claims"] == read(ref, "summary.json")["claims"]
+
+
 def test_readme_matches_the_default_summary():
     assert_readme_matches_summary(Path(__file__).parents[1])
 

@@ -81,6 +81,10 @@ class Config(BaseConfig):
     )
     # image folder (the paper preset)
     data: str = knob("", "image folder (DATA/CLASS/IMAGE) for the folder modality")
+    workers: int = knob(
+        2, "data-loader workers decoding the folder (0: decode in the training process)", low=0
+    )
+    gate_images: int = knob(256, "held-out folder images decoded for PART's pretext gates", low=2)
     folder_test_fraction: float = knob(
         0.2, "held-out fraction of the folder (half validation, half test)", low=0.05, high=0.9
     )

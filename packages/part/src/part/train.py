@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from paperkit import ConfigError, Run, run_trainer
 
 from .config import ARMS, DESCRIPTION, PRESETS, Config
@@ -60,20 +61,37 @@ def make_data(cfg: Config, modality: str, seed: int) -> dict:
 
 
 def _folder_data(cfg: Config, seed: int) -> dict:
+    """An image folder or file list, streamed from disk (paperkit.streaming): the pool and the probe splits are
+    image lists, decoded on data-loader workers; only a small held-out sample for PART's gates is in memory."""
     import torch
-    from paperkit.data import image_folder
+    from paperkit.streaming import ImageList, eval_loader
 
-    folder = image_folder(cfg.data, size=cfg.image_size)
-    x = folder["images"].float() / 255.0
-    y = folder["labels"]
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    n_hold = max(2, int(round(len(x) * cfg.folder_test_fraction)))
-    val, test, train = perm[: n_hold // 2], perm[n_hold // 2 : n_hold], perm[n_hold:]
-    k = len(folder["classes"])
-    out = {"pool": x[train]}
-    for split, idx in (("train", train), ("val", val), ("test", test)):
-        out[split] = {"x": x[idx], "targets": {"class": torch.nn.functional.one_hot(y[idx], k).double()}}
+    images = ImageList.open(cfg.data).check()
+    train, held = images.split(cfg.folder_test_fraction, seed)
+    val, test = held.split(0.5, seed + 1)
+    if min(len(train), len(test)) < 2 or len(val) < 1:
+        raise ConfigError(f"--data {cfg.data}: {len(images)} images are too few for train/val/test splits")
+    gate = test.subset(np.arange(min(cfg.gate_images, len(test))))
+    x = torch.cat([b for b, _, _ in eval_loader(gate, batch_size=256, size=cfg.image_size)]).float() / 255.0
+    out = {"pool": train, "classes": len(images.classes), "test": {"x": x}}
+    out["lists"] = {"train": train, "val": val, "test": test}
     return out
+
+
+def _stream_features(cfg: Config, enc, images, pos: bool):
+    """Features and labels of every readable image of a split, in order (the last partial batch kept)."""
+    import torch
+    from paperkit.streaming import eval_loader
+
+    from .probe import features
+
+    dev = next(enc.parameters()).device
+    feats, labels = [], []
+    for x, y, _ in eval_loader(images, batch_size=256, size=cfg.image_size, workers=cfg.workers):
+        if len(x):
+            feats.append(features(enc, (x.float() / 255.0).to(dev), pos=pos).cpu())
+            labels.append(y)
+    return torch.cat(feats), torch.cat(labels)
 
 
 # -- one arm ---------------------------------------------------------------------------------------------------
@@ -120,6 +138,21 @@ def pretrain(cfg: Config, run: Run, key: str, obj, pool, env, arm_id: int, seed:
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=max(cfg.warmup, 1e-3), anneal_strategy="cos"
     )
+    loader = None
+    if not isinstance(pool, torch.Tensor):  # an image list: stream it, one random-resized crop per image
+        from paperkit.streaming import streaming_loader
+
+        loader = streaming_loader(
+            pool,
+            batch_size=cfg.batch // env.world_size,
+            size=cfg.image_size,
+            views=1,
+            seed=seed * 1_000 + arm_id,
+            rank=env.rank,
+            world_size=env.world_size,
+            workers=cfg.workers,
+            pin_memory=env.device.type == "cuda",
+        )
     ckpt = run.checkpoint(key)
     start, curve, acc = 0, [], [0.0, 0]
     if ckpt.exists():
@@ -128,18 +161,37 @@ def pretrain(cfg: Config, run: Run, key: str, obj, pool, env, arm_id: int, seed:
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         curve, acc = list(state["curve"]), [float(state["running"]), int(state["count"])]
+        if loader is not None:
+            loader.load_state_dict(state["loader"])  # the next batch is the one after the checkpoint's
 
     def save(done: int) -> None:
         state = {"opt": opt.state_dict(), "sched": sched.state_dict(), "curve": curve}
+        if loader is not None:
+            state["loader"] = loader.state_dict()
         ckpt.save(done, {"model": unwrap(model)}, {**state, "running": acc[0], "count": acc[1]})
+
+    def next_batch(step: int, g):
+        nonlocal batches
+        if loader is None:
+            idx = torch.randint(len(pool), (cfg.batch,), generator=g)
+            return rank_slice(pool[idx], env)
+        views = None
+        while views is None or len(views) == 0:  # a batch of only unreadable images is skipped (counted)
+            try:
+                views, _ = next(batches)
+            except StopIteration:  # an epoch ended: the loader moved on to the next one
+                batches = iter(loader)
+                views, _ = next(batches)
+        return views[:, 0]  # [B, 1, 3, S, S] -> one view per image
+
+    batches = iter(loader) if loader is not None else None
 
     log_every = max(1, cfg.steps // 30)
     from paperkit.device import autocast
 
     for step in run.steps(cfg.steps, start=start, desc=key, save=save):
         g = step_generator(seed, arm_id, step)
-        idx = torch.randint(len(pool), (cfg.batch,), generator=g)
-        x = rank_slice(pool[idx], env).to(env.device)
+        x = next_batch(step, g).to(env.device, non_blocking=True)
         with autocast(env.device):
             loss, stats = model(x, g)
         opt.zero_grad(set_to_none=True)
@@ -187,19 +239,29 @@ def part_gates(obj, x, seed: int) -> dict:
 
 
 def evaluate(cfg: Config, enc, data: dict, modality: str) -> dict:
+    import torch
+
     from .probe import features, probe
 
     enc.eval()
     dev = next(enc.parameters()).device
-    feats = {}
+    feats, targets = {}, {}
     for pos in ("pos", "nopos"):
-        feats[pos] = {
-            s: features(enc, data[s]["x"].to(dev), pos=pos == "pos").cpu() for s in ("train", "val", "test")
-        }
+        if "lists" in data:  # streamed from a folder
+            got = {s: _stream_features(cfg, enc, data["lists"][s], pos == "pos") for s in data["lists"]}
+            feats[pos] = {s: f for s, (f, _) in got.items()}
+            k = data["classes"]
+            targets = {"class": {s: torch.nn.functional.one_hot(y, k).double() for s, (_, y) in got.items()}}
+        else:
+            feats[pos] = {
+                s: features(enc, data[s]["x"].to(dev), pos=pos == "pos").cpu()
+                for s in ("train", "val", "test")
+            }
     out = {}
     for task, _, _ in TASKS[modality]:
-        targets = {s: data[s]["targets"][task] for s in ("train", "val", "test")}
-        out[task] = probe(task, feats, targets)
+        if "lists" not in data:
+            targets[task] = {s: data[s]["targets"][task] for s in ("train", "val", "test")}
+        out[task] = probe(task, feats, targets[task])
     return out
 
 
