@@ -174,7 +174,9 @@ def test_a_streamed_folder_resumes_mid_epoch_on_the_next_batch(tmp_path):
     t = interrupt_when(cut / "metrics.jsonl", 6)  # step 6 of 30: epoch 1, mid-way (4 batches per epoch)
     assert main([*args, "--out", str(cut)]) == 130
     t.join()
-    state = torch.load(next((cut / "checkpoints").glob("folder--part--s0/step-*/state.pt")), weights_only=False)
+    state = torch.load(
+        next((cut / "checkpoints").glob("folder--part--s0/step-*/state.pt")), weights_only=False
+    )
     assert state["loader"]["position"] % 16 != 0 or state["loader"]["epoch"] == 0  # saved inside an epoch
     assert main(["--resume", str(cut)]) == 0
     a, b = weights(ref, "folder/part/s0"), weights(cut, "folder/part/s0")
