@@ -2,7 +2,16 @@
 
 import pytest
 import torch
-from ema_scale.digits import SeedBatchNorm, SeedLinear, augment, seed_mlp, set_ghost, stream_indices
+from ema_scale.digits import (
+    SeedBatchNorm,
+    SeedLinear,
+    augment,
+    knn_loo_accuracy,
+    on_canvas,
+    seed_mlp,
+    set_ghost,
+    stream_indices,
+)
 from ema_scale.images import augment_images
 from ema_scale.parabola import simulate
 from torch import nn
@@ -86,3 +95,52 @@ def test_ghost_batchnorm_equals_base_batches_normalised_apart():
     set_ghost(bn, (2, 1))  # one group: the whole batch
     torch.testing.assert_close(bn(torch.cat([v1, v2], 1)), whole)
     assert not torch.allclose(out, whole)
+
+
+def test_knn_leave_one_out_equals_a_faiss_reference():
+    """Per seed, each point is voted on by its k nearest *other* points (faiss exact search, self dropped)."""
+    import faiss
+    import numpy as np
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (120,), generator=g)
+    feats = torch.randn(2, 120, 6, generator=g) + 1.5 * torch.nn.functional.one_hot(labels, 6)[None].float()
+    got = knn_loo_accuracy(feats, labels, k=5)
+    for s in range(2):
+        x = feats[s].numpy().astype(np.float32).copy()
+        faiss.normalize_L2(x)
+        index = faiss.IndexFlatIP(6)
+        index.add(x)
+        _, nn_idx = index.search(x, 6)
+        y = labels.numpy()
+        hits = [
+            np.bincount(y[[j for j in nn_idx[i] if j != i][:5]], minlength=4).argmax() == y[i]
+            for i in range(120)
+        ]
+        assert got[s] == pytest.approx(float(np.mean(hits)))
+    assert 0.5 < got[0] < 1.0
+
+
+def test_digits_on_a_canvas_keep_every_pixel():
+    x = torch.rand(10, 64)
+    data = {"x_train": x, "x_test": x[:3], "y_train": torch.zeros(10), "y_test": torch.zeros(3)}
+    out = on_canvas(data, 12, seed=0)
+    assert out["x_train"].shape == (10, 144) and out["x_test"].shape == (3, 144)
+    assert torch.allclose(out["x_train"].sum(1), x.sum(1)) and torch.equal(out["y_train"], data["y_train"])
+    img = out["x_train"].reshape(10, 12, 12)
+    nz = (img > 0).nonzero()
+    assert (nz[:, 1:].max(0).values - nz[:, 1:].min(0).values <= 11).all()
+    assert torch.equal(
+        augment(out["x_train"], torch.Generator().manual_seed(0), shift=0, noise=0.0, erase=0.0),
+        out["x_train"],
+    )
+
+
+def test_image_lr_schedule_warms_up_then_decays_in_samples():
+    from ema_scale.stream import lr_factor
+
+    assert lr_factor(0, 4, 8, 40) == 0.5 and lr_factor(4, 4, 8, 40) == 1.0
+    assert lr_factor(8, 4, 8, 40) == 1.0 and lr_factor(24, 4, 8, 40) == pytest.approx(0.5)
+    assert lr_factor(36, 4, 8, 40) < 0.1
+    # the same samples give the same factor at any batch (kappa): one step of 8 ends where two of 4 do
+    assert lr_factor(16, 8, 8, 40) == lr_factor(16, 4, 8, 40)

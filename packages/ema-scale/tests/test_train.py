@@ -10,7 +10,6 @@ import pytest
 import torch
 from ema_scale.train import PRESETS, Config, main
 from paperkit.testing import interrupt_when as _interrupt_when
-from paperkit.testing import write_image_folder
 from safetensors.torch import load_file
 
 
@@ -35,6 +34,8 @@ def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
         "byol_curves",
         "byol_loss_curves",
         "byol_within_2",
+        "byol_knn_all",
+        "byol_knn_all_within_1",
         "progressive",
         "progressive_loss",
     }
@@ -146,52 +147,114 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     assert not out.exists()
 
 
-def test_paper_preset_runs_a_few_steps_on_an_image_folder(tmp_path, monkeypatch):
-    import ema_scale.digits as digits_mod
+def write_jpeg_folder(root: Path, classes: int = 2, per_class: int = 8, size: int = 24) -> Path:
+    """``root/classC/I.jpg``: random RGB JPEGs with a per-class colour signal."""
+    import numpy as np
+    from PIL import Image
 
-    modes, real = [], digits_mod.ScaledEMA
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            arr = (rng.random((size, size + 4, 3)) * 255).astype(np.uint8)
+            arr[..., c % 3] = 255 if c else 0
+            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.jpg", quality=90)
+    return root
+
+
+PAPER_SMALL = [
+    "--preset",
+    "paper",
+    "--model",
+    "resnet18",
+    "--img-base-batch",
+    "4",
+    "--img-epochs",
+    "2",
+    "--img-warmup-epochs",
+    "0.5",
+    "--image-size",
+    "16",
+    "--img-test-fraction",
+    "0.25",
+    "--img-workers",
+    "0",
+    "--img-log-every",
+    "1",
+]
+
+
+def test_paper_preset_streams_a_jpeg_folder(tmp_path, monkeypatch):
+    """The paper preset (shrunk by overrides) runs through paperkit.streaming: ImageList, StreamingImages with
+    two views, ResumableSampler; the sampler's position ends at the start of epoch 2."""
+    import ema_scale.stream as stream_mod
+    from paperkit.streaming import ResumableSampler, StreamingImages
+
+    loaders, modes = [], []
+    real_loader, real_ema = stream_mod.streaming_loader, stream_mod.ScaledEMA
     monkeypatch.setattr(
-        digits_mod, "ScaledEMA", lambda *a, **k: (modes.append(k.get("mode", "eval")), real(*a, **k))[1]
+        stream_mod, "streaming_loader", lambda *a, **k: (loaders.append(real_loader(*a, **k)), loaders[-1])[1]
     )
-    data = write_image_folder(tmp_path / "images")
+    monkeypatch.setattr(
+        stream_mod, "ScaledEMA", lambda *a, **k: (modes.append(k.get("mode", "eval")), real_ema(*a, **k))[1]
+    )
+    data = write_jpeg_folder(tmp_path / "images")
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "--preset",
-                "paper",
-                "--data",
-                str(data),
-                "--model",
-                "resnet18",
-                "--img-base-batch",
-                "4",
-                "--img-epochs",
-                "2",
-                "--image-size",
-                "16",
-                "--image-load-size",
-                "20",
-                "--img-test-fraction",
-                "0.25",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main([*PAPER_SMALL, "--data", str(data), "--out", str(out)]) == 0
+    (loader,) = loaders
+    assert isinstance(loader.dataset, StreamingImages) and loader.dataset.views == 2
+    assert isinstance(loader.sampler, ResumableSampler) and loader.sampler.global_batch == 4
     res = read(out, "summary.json")["results"]["byol_images"]
     assert res["classes"] == ["class0", "class1"]
+    assert (res["train_images"], res["test_images"]) == (12, 4)
+    assert res["steps"] == 6 and res["curve"][-1]["samples"] == 24  # 2 epochs of 3 global batches of 4
+    # the sampler stops at the end of epoch 1 (it moves to epoch 2 when the next batch is asked for)
+    assert res["loader"]["epoch"] * 12 + res["loader"]["position"] == 24 and res["loader"]["skipped"] == 0
     assert 0.0 <= res["final"]["probe_acc"] <= 1.0
-    assert res["curve"][-1]["samples"] == 4 * round(2 * 9 / 4)
+    lrs = [p["lr"] for p in res["curve"]]
+    assert lrs[0] == pytest.approx(3.2 / 2) and lrs[-1] < lrs[1]  # warm-up over 2 batches, then cosine
     w = final_weights(out, "byol-images")
     assert any(k.startswith("ema.") for k in w) and any(k.startswith("model.") for k in w)
     assert modes == ["train"]  # BYOL's target uses batch statistics, as in the paper and solo-learn
 
 
-def test_paper_preset_bad_folder(tmp_path, capsys):
-    assert main(["--preset", "paper", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+def test_paper_preset_resumes_on_the_next_batch(tmp_path):
+    """Interrupted mid-epoch, resumed: the sampler's position in the checkpoint gives the very next batch, so the
+    metrics and final weights equal an uninterrupted run's."""
+    data = write_jpeg_folder(tmp_path / "images", per_class=10)  # 15 training images: 3 batches of 4 an epoch
+    args = [*PAPER_SMALL, "--data", str(data), "--img-epochs", "3", "--checkpoint-every", "100"]
+    ref = tmp_path / "ref"
+    assert main([*args, "--out", str(ref)]) == 0
+    cut = tmp_path / "cut"
+    t = _interrupt_when(cut / "metrics.jsonl", 2)
+    assert main([*args, "--out", str(cut)]) == 130
+    t.join()
+    done = len((cut / "metrics.jsonl").read_text().splitlines())
+    assert 2 <= done < 9
+    assert main(["--resume", str(cut)]) == 0
+    assert (cut / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
+    a, b = final_weights(ref, "byol-images"), final_weights(cut, "byol-images")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("what", ["missing", "empty", "one-class", "corrupt"])
+def test_paper_preset_bad_folder_one_line_exit_2_before_training(tmp_path, capsys, what):
+    data = tmp_path / "images"
+    if what == "empty":
+        data.mkdir()
+    elif what == "one-class":
+        write_jpeg_folder(data, classes=1)
+    elif what == "corrupt":
+        write_jpeg_folder(data)
+        (data / "class1" / "3.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "r"
+    assert main([*PAPER_SMALL, "--data", str(data), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    words = {"missing": "no such folder", "empty": "no class folders", "one-class": "only one class"}
+    assert len(err.splitlines()) == 1 and words.get(what, "cannot read image") in err, err
+    assert not (out / "checkpoints" / "byol-images").exists()  # nothing trained
 
 
 @pytest.mark.slow
@@ -250,3 +313,17 @@ def test_torchrun_two_ranks_match_one_process(tmp_path):
         for k in w1:
             torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=1e-5)
     assert read(two, "summary.json")["results"]["world_size"] == 2
+
+
+def test_config_imports_no_torch():
+    """``train --help`` needs only the configuration: loading config.py alone must not import torch."""
+    path = Path(__file__).parents[1] / "src/ema_scale/config.py"
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('emaconfig', {str(path)!r}); "
+        "mod = importlib.util.module_from_spec(spec); sys.modules['emaconfig'] = mod; spec.loader.exec_module(mod); "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules); "
+        "print(sorted(mod.PRESETS), mod.DESCRIPTION.splitlines()[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("['default', 'paper', 'smoke'] ``uv run --package ema-scale train``")

@@ -110,24 +110,26 @@ def stream_indices(seed: int, n: int, start: int, count: int, seeds: int) -> tor
 def augment(
     x: torch.Tensor, gen: torch.Generator, *, shift: int = 1, noise: float = 0.1, erase: float = 0.5
 ) -> torch.Tensor:
-    """A view of 8x8 digits ``[..., 64]``: random shift by up to ``shift`` pixels (zero fill), Gaussian noise,
-    and with probability ``erase`` a random 3x3 patch set to zero. All batched tensor ops."""
+    """A view of square grey images ``[..., side * side]`` (8x8 digits, or digits on a larger canvas): random
+    shift by up to ``shift`` pixels (zero fill), Gaussian noise, and with probability ``erase`` a random 3x3
+    patch set to zero. All batched tensor ops."""
     shape = x.shape
-    img = x.reshape(-1, 1, 8, 8)
+    side = math.isqrt(shape[-1])
+    img = x.reshape(-1, 1, side, side)
     n = img.shape[0]
     pad = F.pad(img, (shift, shift, shift, shift))
     dx = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
     dy = torch.randint(0, 2 * shift + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(8))[:, :, None].expand(n, 8, 8)
-    cols = (dx[:, None] + torch.arange(8))[:, None, :].expand(n, 8, 8)
-    width = 8 + 2 * shift
+    rows = (dy[:, None] + torch.arange(side))[:, :, None].expand(n, side, side)
+    cols = (dx[:, None] + torch.arange(side))[:, None, :].expand(n, side, side)
+    width = side + 2 * shift
     flat = pad.reshape(n, -1)
     dev = x.device
-    img = flat.gather(1, (rows * width + cols).reshape(n, -1).to(dev)).reshape(n, 64)
+    img = flat.gather(1, (rows * width + cols).reshape(n, -1).to(dev)).reshape(n, side * side)
     img = img + noise * torch.randn(img.shape, generator=gen).to(dev)
-    ey = torch.randint(0, 6, (n,), generator=gen)
-    ex = torch.randint(0, 6, (n,), generator=gen)
-    r = torch.arange(8)
+    ey = torch.randint(0, side - 2, (n,), generator=gen)
+    ex = torch.randint(0, side - 2, (n,), generator=gen)
+    r = torch.arange(side)
     inside = (
         (r[None, :, None] >= ey[:, None, None])
         & (r[None, :, None] < ey[:, None, None] + 3)
@@ -135,8 +137,29 @@ def augment(
         & (r[None, None, :] < ex[:, None, None] + 3)
     )
     apply = torch.rand(n, generator=gen) < erase
-    img = img.masked_fill((inside & apply[:, None, None]).reshape(n, 64).to(dev), 0.0)
+    img = img.masked_fill((inside & apply[:, None, None]).reshape(n, side * side).to(dev), 0.0)
     return img.reshape(shape)
+
+
+def on_canvas(data: dict, side: int, seed: int) -> dict:
+    """Digits placed at a random offset (fixed per image, drawn from ``seed``) on a ``side x side`` zero canvas:
+    ``[N, side * side]``. A harder version of digits: kNN on raw pixels falls from 95.5 % (8x8) to about 64 %
+    at ``side = 12``, so an encoder must learn the shift invariance its augmentations teach."""
+    if side < 8:
+        raise ValueError(f"canvas side must be >= 8, got {side}")
+    out = dict(data)
+    for j, part in enumerate(("x_train", "x_test")):
+        x = data[part].reshape(-1, 8, 8)
+        n = x.shape[0]
+        g = torch.Generator().manual_seed(seed * 1009 + 101 + j)
+        oy = torch.randint(0, side - 7, (n,), generator=g)
+        ox = torch.randint(0, side - 7, (n,), generator=g)
+        rows = (oy[:, None] + torch.arange(8))[:, :, None].expand(n, 8, 8)
+        cols = (ox[:, None] + torch.arange(8))[:, None, :].expand(n, 8, 8)
+        canvas = torch.zeros(n, side * side, dtype=x.dtype)
+        canvas.scatter_(1, (rows * side + cols).reshape(n, 64), x.reshape(n, 64))
+        out[part] = canvas
+    return out
 
 
 # -- tasks --------------------------------------------------------------------------------------------------------
@@ -160,10 +183,12 @@ class BYOL(nn.Module):
     """BYOL (Grill et al. 2020) per seed: online = encoder -> projector -> predictor; the target network is the
     EMA of (encoder, projector). ``forward`` returns the online prediction (what DDP must wrap)."""
 
-    def __init__(self, seeds: int, seed: int, hidden: int = 256, feat: int = 128, proj: int = 64):
+    def __init__(
+        self, seeds: int, seed: int, hidden: int = 256, feat: int = 128, proj: int = 64, inputs: int = 64
+    ):
         super().__init__()
         self.backbone = nn.Sequential(
-            seed_mlp(seeds, (64, hidden, feat), seed),
+            seed_mlp(seeds, (inputs, hidden, feat), seed),
             seed_mlp(seeds, (feat, hidden, proj), seed + 1, batchnorm=True),
         )
         self.predictor = seed_mlp(seeds, (proj, hidden, proj), seed + 2, batchnorm=True)
@@ -206,29 +231,20 @@ class ArmSpec:
     curve_knn: bool = False  # BYOL: kNN accuracy of the online encoder per seed at every evaluation
     lars_rule: str = "linear"
     warmup_samples: int = 0  # linear learning-rate warm-up, in samples seen (Goyal et al.)
-    model_name: str = "resnet18"  # byol-images: the timm backbone
-    image_size: int = 32  # byol-images: crop size
+    inputs: int = 64  # BYOL on digits: pixels per image (64, or side * side on a canvas)
+    shift: int = 1  # BYOL on digits: the augmentation's largest shift in pixels
 
 
 def _build(spec: ArmSpec) -> nn.Module:
     if spec.task == "supervised":
         return Supervised(spec.seeds, spec.hidden, spec.seed)
     if spec.task == "byol":
-        return BYOL(spec.seeds, spec.seed, spec.hidden)
-    if spec.task == "byol-images":
-        from .images import ImageBYOL
-
-        torch.manual_seed(spec.seed)
-        return ImageBYOL(spec.model_name)
+        return BYOL(spec.seeds, spec.seed, spec.hidden, inputs=spec.inputs)
     raise ValueError(f"unknown task {spec.task!r}")
 
 
 def _views(spec: ArmSpec, full: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    if spec.task == "byol-images":
-        from .images import augment_images
-
-        return augment_images(full, gen, size=spec.image_size)
-    return augment(full, gen)
+    return augment(full, gen, shift=spec.shift)
 
 
 def train_arm(
@@ -241,23 +257,14 @@ def train_arm(
     momentum = (
         Cosine(spec.base.ema_momentum, 1.0, spec.total_samples) if spec.cosine_ema else spec.base.ema_momentum
     )
-    # BYOL's target normalises with batch statistics (train mode), as BYOL and solo-learn do; the image preset
-    # follows the paper. The digits arms keep the eval-mode target their default run was measured with.
+    # BYOL's target on digits normalises in eval mode: its BatchNorm layers use batch statistics anyway
+    # (SeedBatchNorm); the image preset's target runs in train mode (ema_scale.stream).
     ema = ScaledEMA(
-        model.ema_source(),
-        momentum,
-        base_batch_size=spec.schedule.base_batch_size,
-        rule=spec.ema_rule,
-        mode="train" if spec.task == "byol-images" else "eval",
+        model.ema_source(), momentum, base_batch_size=spec.schedule.base_batch_size, rule=spec.ema_rule
     )
     kappa = spec.schedule.kappa_at(0)
     hp = scale_hparams(spec.base, kappa, ema_rule=spec.ema_rule, lars_rule=spec.lars_rule)
-    if spec.task == "byol-images":
-        from paperkit.optim import lars_param_groups
-
-        opt = build_optimizer(lars_param_groups(model, hp.weight_decay), hp)
-    else:
-        opt = build_optimizer(model.parameters(), hp)
+    opt = build_optimizer(model.parameters(), hp)
     ckpt = run.checkpoint(key)
     samples, curve = 0, []
     if ckpt.exists():
@@ -305,7 +312,13 @@ def train_arm(
                 knn = [
                     knn_accuracy(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(spec.seeds)
                 ]
-                return {"knn_acc": sum(knn) / len(knn), "knn_acc_seeds": knn}
+                loo = knn_loo_accuracy(torch.cat([ftr, fte], 1), torch.cat([data["y_train"], data["y_test"]]))
+                return {
+                    "knn_acc": sum(knn) / len(knn),
+                    "knn_acc_seeds": knn,
+                    "knn_all": sum(loo) / len(loo),
+                    "knn_all_seeds": loo,
+                }
             return {}
 
     # steps are counted in whole batches; the schedule may change the batch, so count by samples
@@ -381,6 +394,18 @@ def train_arm(
     return result
 
 
+def knn_loo_accuracy(feats: torch.Tensor, labels: torch.Tensor, k: int = 20) -> list[float]:
+    """Leave-one-out kNN accuracy per seed of ``feats [S, N, d]``: every image is classified by the majority
+    label of its ``k`` nearest others (cosine similarity). Over all N images (train and test splits together,
+    labels used only here) its sampling noise is sqrt(N / N_test) times smaller than the test split's."""
+    f = F.normalize(feats.double(), dim=-1)
+    sim = f @ f.transpose(1, 2)
+    sim.diagonal(dim1=1, dim2=2).fill_(-math.inf)
+    nn_idx = sim.topk(k, dim=-1).indices  # [S, N, k]
+    votes = F.one_hot(labels[nn_idx], int(labels.max()) + 1).sum(2)  # [S, N, C]
+    return (votes.argmax(-1) == labels).double().mean(1).tolist()
+
+
 def _count_steps(schedule: BatchSchedule, samples: int) -> int:
     steps, s = 0, 0
     while s < samples:
@@ -392,19 +417,13 @@ def _count_steps(schedule: BatchSchedule, samples: int) -> int:
 def _features(
     model: nn.Module, x: torch.Tensor, spec: ArmSpec, env: DistEnv, chunk: int = 512
 ) -> torch.Tensor:
-    """Frozen online-encoder features ``[S, N, d]`` (images: resized and normalised, no augmentation)."""
+    """Frozen online-encoder features ``[S, N, d]``."""
     out = []
     model.eval()
     with torch.no_grad(), autocast(env.device):
         for i in range(0, x.shape[0], chunk):
             xb = x[i : i + chunk].to(env.device)
-            if spec.task == "byol-images":
-                from .images import MEAN, STD
-
-                xb = F.interpolate(xb.float() / 255.0, size=spec.image_size, mode="bilinear", antialias=True)
-                xb = ((xb - MEAN.to(env.device)) / STD.to(env.device))[None]
-            else:
-                xb = xb.expand(spec.seeds, *xb.shape)
+            xb = xb.expand(spec.seeds, *xb.shape)
             out.append(model.encode(xb).float().cpu())
     model.train()
     return torch.cat(out, dim=1)

@@ -1,153 +1,15 @@
-"""``uv run --package ema-scale train``: the paper's experiments at small scale, with claims and figures.
-
-Experiments (``--experiments``, default all four digits/toy ones):
-
-- ``parabola``: the noisy parabola, kappa in {1..32}, arms rho fixed / rho**kappa / 1-kappa(1-rho).
-- ``supervised``: Polyak-Ruppert EMA of an MLP on scikit-learn's digits, SGD, kappa in {1, 4, 16}.
-- ``byol``: BYOL on digits (the EMA target feeds the loss), kappa in {1, 4, 16}, linear probe.
-- ``progressive``: BYOL whose batch grows mid-training vs BYOL at the base batch.
-- ``byol-images`` (the ``paper`` preset): BYOL with a timm backbone on an image folder (``--data``).
-"""
+"""``uv run --package ema-scale train``: the experiments, claims and figures (the knobs, presets and description
+live in the torch-free :mod:`ema_scale.config`)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-from paperkit import BaseConfig, ConfigError, Run, knob, run_trainer
+from paperkit import ConfigError, Run, run_trainer
 
-EXPERIMENTS = ("parabola", "supervised", "byol", "progressive", "byol-images")
+from .config import DESCRIPTION, EXPERIMENTS, PRESETS, Config
 
-
-@dataclass
-class Config(BaseConfig):
-    experiments: tuple[str, ...] = knob(
-        ("parabola", "supervised", "byol", "progressive"),
-        "experiments to run, comma-separated",
-        choices=EXPERIMENTS,
-    )
-    # noisy parabola
-    parabola_kappas: tuple[int, ...] = knob((1, 2, 4, 8, 16, 32), "batch scales (must include 1)", low=1)
-    parabola_seeds: int = knob(2000, "independent runs, simulated as one tensor", low=2)
-    parabola_steps: int = knob(20000, "SGD steps at kappa = 1 (batch 1)", low=1)
-    parabola_lr: float = knob(0.01, "SGD learning rate at kappa = 1", low=0, low_open=True)
-    parabola_rho: float = knob(0.999, "EMA momentum at kappa = 1", low=0, high=0.999999)
-    parabola_coupling: float = knob(0.5, "gamma: pull of the model towards its EMA (0 = pure Polyak)", low=0)
-    parabola_noise: float = knob(1.0, "gradient noise std at batch 1", low=0)
-    parabola_groups: int = knob(
-        5, "disjoint groups of seeds (independent replicates) for the claim's interval", low=2
-    )
-    # supervised Polyak-Ruppert on digits
-    sup_kappas: tuple[int, ...] = knob((1, 4, 16), "batch scales (must include 1)", low=1)
-    sup_base_batch: int = knob(16, "base batch size", low=1)
-    sup_lr: float = knob(0.02, "SGD learning rate at the base batch", low=0, low_open=True)
-    sup_momentum: float = knob(0.0, "SGD heavy-ball momentum (not scaled)", low=0, high=0.999)
-    sup_rho: float = knob(0.99, "EMA momentum at the base batch", low=0, high=0.999999)
-    sup_epochs: float = knob(30.0, "passes over the training split", low=0, low_open=True)
-    sup_seeds: int = knob(
-        5, "seeds, trained as one batched model (the claims' intervals are over them)", low=1
-    )
-    sup_evals: int = knob(30, "evaluations of the EMA model along training", low=1)
-    sup_hidden: int = knob(256, "MLP hidden width", low=1)
-    # BYOL on digits
-    byol_kappas: tuple[int, ...] = knob((1, 16), "batch scales (must include 1)", low=1)
-    byol_base_batch: int = knob(
-        8, "base batch size (small, so that kappa = 16 still takes hundreds of steps on 1,438 images)", low=1
-    )
-    byol_optimizer: str = knob(
-        "sgd", "optimizer and its scaling rule", choices=("sgd", "lars", "adam", "adamw")
-    )
-    byol_lr: float = knob(
-        0.0025, "learning rate at the base batch (0.01 per 32 samples, scaled linearly)", low=0, low_open=True
-    )
-    byol_momentum: float = knob(0.9, "SGD/LARS momentum (not scaled)", low=0, high=0.999)
-    byol_weight_decay: float = knob(1e-5, "weight decay", low=0)
-    byol_rho: float = knob(
-        0.9975,
-        "target EMA momentum at the base batch, cosine to 1 (0.99 per 32 samples)",
-        low=0,
-        high=0.999999,
-    )
-    byol_epochs: float = knob(50.0, "passes over the training split", low=0, low_open=True)
-    byol_seeds: int = knob(
-        5, "seeds, trained as one batched model (the claims' intervals are over them)", low=1
-    )
-    byol_evals: int = knob(
-        10, "evaluations along training (kNN accuracy of every seed's online encoder)", low=1
-    )
-    byol_ghost_bn: bool = knob(
-        True, "BatchNorm statistics over ghost batches of the base batch, so kappa changes nothing else"
-    )
-    byol_warmup_epochs: float = knob(
-        5.0, "linear learning-rate warm-up, in epochs of samples seen (the same for every kappa)", low=0
-    )
-    byol_hidden: int = knob(128, "MLP hidden width", low=1)
-    # progressive scaling
-    prog_kappa: int = knob(8, "batch scale after the switch", low=1)
-    prog_switch: float = knob(0.5, "fraction of training after which the batch grows", low=0, high=1)
-    # BYOL on an image folder (the paper preset)
-    data: str = knob("", "image folder (ImageFolder layout: DATA/CLASS/IMAGE) for byol-images")
-    model: str = knob("resnet18", "timm backbone for byol-images (built with pretrained=False)")
-    image_size: int = knob(32, "crop size for byol-images", low=8)
-    image_load_size: int = knob(40, "images are resized to this when loaded", low=8)
-    img_base_batch: int = knob(4096, "global base batch for byol-images (BYOL's)", low=1)
-    img_kappa: int = knob(1, "byol-images trains at img_kappa * img_base_batch", low=1)
-    img_optimizer: str = knob("lars", "optimizer for byol-images", choices=("sgd", "lars", "adam", "adamw"))
-    img_lr: float = knob(
-        3.2, "learning rate at the base batch (BYOL: 0.2 * 4096 / 256)", low=0, low_open=True
-    )
-    img_weight_decay: float = knob(1.5e-6, "weight decay (BYOL's)", low=0)
-    img_rho: float = knob(
-        0.996, "target momentum at the base batch (BYOL's), cosine to 1", low=0, high=0.999999
-    )
-    img_epochs: float = knob(300.0, "passes over the image folder", low=0, low_open=True)
-    img_test_fraction: float = knob(
-        0.1, "held-out fraction of the image folder for the probe", low=0, high=0.9
-    )
-
-    def check(self) -> None:
-        for name in ("parabola_kappas", "sup_kappas", "byol_kappas"):
-            if 1 not in getattr(self, name):
-                raise ConfigError(f"--{name.replace('_', '-')} must include 1 (the reference)")
-        if self.parabola_seeds % self.parabola_groups:
-            raise ConfigError(
-                f"--parabola-seeds {self.parabola_seeds} must split into --parabola-groups {self.parabola_groups}"
-            )
-        if "byol-images" in self.experiments and not self.data:
-            raise ConfigError("byol-images needs --data IMAGE_FOLDER")
-
-
-PRESETS = {
-    "smoke": dict(
-        parabola_kappas=(1, 4, 16),
-        parabola_seeds=320,
-        parabola_steps=2048,
-        sup_kappas=(1, 4),
-        sup_epochs=2.0,
-        sup_seeds=2,
-        sup_evals=4,
-        sup_hidden=64,
-        byol_kappas=(1, 4),
-        byol_base_batch=32,
-        byol_warmup_epochs=0.0,
-        byol_epochs=2.0,
-        byol_seeds=2,
-        byol_evals=2,
-        byol_hidden=64,
-        checkpoint_every=50,
-    ),
-    "default": {},
-    "paper": dict(
-        experiments=("byol-images",),
-        model="resnet18",
-        image_size=96,
-        image_load_size=112,
-        img_base_batch=4096,
-        img_kappa=1,
-        img_epochs=300.0,
-        checkpoint_every=1000,
-    ),
-}
+__all__ = ["DESCRIPTION", "EXPERIMENTS", "PRESETS", "Config", "body", "main"]
 
 
 def _kappas(ks: tuple[int, ...]) -> list[int]:
@@ -225,6 +87,8 @@ def _digit_arms(cfg: Config, task: str, env, data, run: Run) -> dict:
         curve_knn=not sup,
         ghost_bn=not sup and cfg.byol_ghost_bn,
         warmup_samples=0 if sup else int(round(cfg.byol_warmup_epochs * n)),
+        inputs=data["x_train"].shape[1],
+        shift=cfg.byol_shift,
     )
     out = {}
     for k in kappas:
@@ -252,14 +116,17 @@ def _digit_arms(cfg: Config, task: str, env, data, run: Run) -> dict:
     return out
 
 
-def _seed_curve_gaps(a: list[dict], b: list[dict], metric: str, scale: float = 100.0) -> list[float]:
-    """Per seed: the largest |a - b| of ``metric`` (per-seed lists) over the evaluation points both curves share,
-    times ``scale`` (accuracies in points)."""
-    ref = {p["samples"]: p[f"{metric}_seeds"] for p in b}
+def _seed_curve_gaps(
+    a: list[dict], b: list[dict], metric: str, scale: float = 100.0, reduce: str = "max"
+) -> list[float]:
+    """Per seed: the largest (``reduce="max"``) or the mean (``"mean"``) |a - b| of ``metric`` (per-seed lists)
+    over the evaluation points both curves share, times ``scale`` (accuracies in points)."""
+    ref = {p["samples"]: p[f"{metric}_seeds"] for p in b if f"{metric}_seeds" in p}
     shared = [(p[f"{metric}_seeds"], ref[p["samples"]]) for p in a if p["samples"] in ref]
     if not shared:
         return []
-    return [scale * max(abs(x[s] - y[s]) for x, y in shared) for s in range(len(shared[0][0]))]
+    agg = max if reduce == "max" else (lambda v: sum(v) / len(v))
+    return [scale * agg([abs(x[s] - y[s]) for x, y in shared]) for s in range(len(shared[0][0]))]
 
 
 def _arm_kappas(res: dict, task: str) -> list[int]:
@@ -315,6 +182,7 @@ def byol_claims(res: dict, run: Run) -> dict:
             "probe_acc": ref["final"]["probe_acc"],
             "knn_acc": ref["final"]["knn_acc"],
             "knn_acc_seeds": ref["final"]["knn_acc_seeds"],
+            **({"knn_all_seeds": ref["final"]["knn_all_seeds"]} if "knn_all_seeds" in ref["final"] else {}),
         }
     }
     kappas = _arm_kappas(res, "byol")
@@ -335,6 +203,17 @@ def byol_claims(res: dict, run: Run) -> dict:
                 100 * (x - y) for x, y in zip(f["knn_acc_seeds"], ref["final"]["knn_acc_seeds"])
             ],
         }
+        if "knn_all_seeds" in f:  # leave-one-out kNN over all 1,797 images (runs before this metric lack it)
+            table[key].update(
+                knn_all_seeds=f["knn_all_seeds"],
+                knn_all_mean_gap_points_seeds=_seed_curve_gaps(
+                    arm["curve"], ref["curve"], "knn_all", reduce="mean"
+                ),
+                knn_all_max_gap_points_seeds=_seed_curve_gaps(arm["curve"], ref["curve"], "knn_all"),
+                knn_all_final_gap_points_seeds=[
+                    100 * (x - y) for x, y in zip(f["knn_all_seeds"], ref["final"]["knn_all_seeds"])
+                ],
+            )
     if kappas:
         k = kappas[-1]
         rule = table[f"k{k}-exp"]["knn_curve_gap_points_seeds"]
@@ -370,6 +249,31 @@ def byol_claims(res: dict, run: Run) -> dict:
             control=fixed,
             control_name="rho fixed",
         )
+        if "knn_all_mean_gap_points_seeds" in table[f"k{k}-exp"]:
+            # pre-registered before the confirming default run (seed 1): see the README
+            rule_all = table[f"k{k}-exp"]["knn_all_mean_gap_points_seeds"]
+            fixed_all = table[f"k{k}-none"]["knn_all_mean_gap_points_seeds"]
+            run.claim_difference(
+                "byol_knn_all",
+                f"BYOL at kappa = {k}: the leave-one-out kNN accuracy (all 1,797 images) stays closer to kappa = 1's "
+                "along training with the rule than with rho fixed (per seed, mean over the evaluation points of "
+                "|gap|, points; paired over seeds)",
+                method=rule_all,
+                control=fixed_all,
+                control_name="rho fixed",
+                op="<",
+                threshold=0.0,
+            )
+            run.claim_over_seeds(
+                "byol_knn_all_within_1",
+                f"BYOL at kappa = {k} with the rule: the leave-one-out kNN accuracy curve stays within 1 point of "
+                "kappa = 1's on average along training (per seed, mean over the evaluation points of |gap|, points)",
+                values=rule_all,
+                op="<=",
+                threshold=1.0,
+                control=fixed_all,
+                control_name="rho fixed",
+            )
     if "progressive-exp" in table and "progressive-none" in table:
         run.claim_over_seeds(
             "progressive",
@@ -435,47 +339,12 @@ def plot_digits(res: dict, run: Run) -> None:
         run.save_figure(fig, "byol")
 
 
-def run_images(cfg: Config, env, run: Run) -> dict:
-    import torch
-    from paperkit.data import image_folder
+def run_images(cfg: Config, env, run: Run, images: tuple | None = None) -> dict:
+    """BYOL on ``--data`` through the core's streaming pipeline (:mod:`ema_scale.stream`)."""
+    from .stream import open_images, train_images
 
-    from .digits import ArmSpec, train_arm
-    from .rules import BatchSchedule, Hparams
-
-    folder = image_folder(cfg.data, size=cfg.image_load_size)
-    x, y = folder["images"], folder["labels"]
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed))
-    n_test = max(1, int(round(len(x) * cfg.img_test_fraction)))
-    test, train = perm[:n_test], perm[n_test:]
-    data = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
-    batch = cfg.img_base_batch * cfg.img_kappa
-    if batch % env.world_size:
-        raise ConfigError(f"global batch {batch} is not divisible by {env.world_size} ranks")
-    n = data["x_train"].shape[0]
-    total = batch * max(1, round(cfg.img_epochs * n / batch))
-    base = Hparams(
-        cfg.img_optimizer,
-        lr=cfg.img_lr,
-        momentum=0.9,
-        weight_decay=cfg.img_weight_decay,
-        ema_momentum=cfg.img_rho,
-    )
-    spec = ArmSpec(
-        task="byol-images",
-        schedule=BatchSchedule.constant(cfg.img_base_batch, cfg.img_kappa),
-        base=base,
-        ema_rule="exp",
-        total_samples=total,
-        eval_every=batch,
-        seeds=1,
-        seed=cfg.seed,
-        cosine_ema=True,
-        model_name=cfg.model,
-        image_size=cfg.image_size,
-    )
-    res = run.phase("byol-images", lambda: train_arm(run, "byol-images", spec, data, env))
-    res["classes"] = folder["classes"]
-    return res
+    train, test = images or open_images(cfg)
+    return run.phase("byol-images", lambda: train_images(cfg, env, run, train, test))
 
 
 def body(cfg: Config, run: Run) -> dict:
@@ -483,6 +352,13 @@ def body(cfg: Config, run: Run) -> dict:
     from paperkit.data import digits
     from paperkit.device import seed_everything
 
+    from .digits import on_canvas
+
+    images = None
+    if "byol-images" in cfg.experiments:  # a bad --data folder fails in one line before any training
+        from .stream import open_images
+
+        images = open_images(cfg)
     env = distributed.init(cfg.device)
     seed_everything(cfg.seed)
     results: dict = {"world_size": env.world_size, "device": str(env.device)}
@@ -518,12 +394,13 @@ def body(cfg: Config, run: Run) -> dict:
                 results["supervised"] = supervised_claims(arms, run)
             if {"byol", "progressive"} & set(cfg.experiments):
                 c = cfg if "byol" in cfg.experiments else _only_base(cfg)
-                arms.update(_digit_arms(c, "byol", env, data, run))
+                bdata = data if cfg.byol_canvas == 8 else on_canvas(data, cfg.byol_canvas, cfg.seed)
+                arms.update(_digit_arms(c, "byol", env, bdata, run))
                 results["byol"] = byol_claims(arms, run)
             plot_digits(arms, run)
             results["curves"] = {k: v["curve"] for k, v in arms.items()}
         if "byol-images" in cfg.experiments:
-            results["byol_images"] = run_images(cfg, env, run)
+            results["byol_images"] = run_images(cfg, env, run, images)
     finally:
         distributed.shutdown()
     return results
@@ -537,5 +414,5 @@ def _only_base(cfg: Config) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     return run_trainer(
-        package="ema-scale", config_cls=Config, presets=PRESETS, body=body, argv=argv, description=__doc__
+        package="ema-scale", config_cls=Config, presets=PRESETS, body=body, argv=argv, description=DESCRIPTION
     )
