@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 from paperkit.testing import interrupt_when as _interrupt_when
-from paperkit.testing import write_image_folder
 from polyview.mi import true_ovr_mi
 from polyview.train import main
 from safetensors.torch import load_file
@@ -36,7 +35,9 @@ def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
         "mi_pvc_rises",
         "mi_geometric_closer",
         "fixed_compute_m4",
+        "fixed_compute_m4_knn",
         "fixed_k_m4",
+        "fixed_k_m4_knn",
     }
     for c in summary["claims"]:
         assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed"}
@@ -57,6 +58,8 @@ def test_smoke_run_writes_the_run_folder(tmp_path, capsys):
     assert claim["seeds"] == 2 and claim["control"]["values"] == pytest.approx(
         [100 * a for a in fc["2"]["probe_acc_seeds"]]
     )
+    knn = next(c for c in summary["claims"] if c["id"] == "fixed_compute_m4_knn")
+    assert knn["value"] == pytest.approx(100 * (fc["4"]["knn_acc"] - fc["2"]["knn_acc"]))
     for c in summary["claims"]:
         assert c["control"]["name"] and len(c["interval"]) == 2 and c["seeds"] == 2
     assert len(res["mi"]["arms"]["all-pairs/m4"]["loss_estimate_seeds"]) == 2
@@ -120,43 +123,98 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     assert not out.exists()
 
 
-def test_paper_preset_runs_a_few_steps_on_an_image_folder(tmp_path):
-    data = write_image_folder(tmp_path / "images")
+def write_jpeg_folder(root: Path, classes: int = 2, per_class: int = 6, size: int = 24) -> Path:
+    """``root/classC/I.jpg``: random RGB JPEGs with a per-class colour signal."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            arr = (rng.random((size, size + 4, 3)) * 255).astype(np.uint8)
+            arr[..., c % 3] = 255 if c else 0
+            Image.fromarray(arr).save(root / f"class{c}" / f"{i}.jpg", quality=90)
+    return root
+
+
+def paper_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    """The paper preset shrunk by overrides: resnet18 at 16 pixels, K = 4 samples x M = 3 views per step."""
+    argv = ["--preset", "paper", "--data", str(data), "--model", "resnet18", "--img-batch", "4"]
+    argv += ["--img-views", "3", "--img-epochs", "1", "--image-size", "16", "--image-load-size", "20"]
+    argv += ["--img-proj-hidden", "32", "--img-test-fraction", "0.25", "--img-warmup-epochs", "0.5"]
+    return [*argv, "--img-workers", "0", "--threads", "1", "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("views_on, workers", [("workers", "1"), ("device", "0")])
+def test_paper_preset_streams_a_jpeg_folder(tmp_path, views_on, workers):
+    data = write_jpeg_folder(tmp_path / "images")
     out = tmp_path / "run"
-    argv = [
-        "--preset",
-        "paper",
-        "--data",
-        str(data),
-        "--model",
-        "resnet18",
-        "--img-batch",
-        "4",
-        "--img-views",
-        "3",
-    ]
-    argv += ["--img-epochs", "1", "--image-size", "16", "--image-load-size", "20", "--img-proj-hidden", "32"]
-    argv += ["--img-test-fraction", "0.25", "--img-warmup-epochs", "0.5", "--out", str(out)]
-    assert main(argv) == 0
+    assert main(paper_argv(data, out, "--img-views-on", views_on, "--img-workers", workers)) == 0
     cfg = read(out, "config.json")
     assert cfg["img_views"] == 3 and cfg["img_method"] == "geometric" and cfg["model"] == "resnet18"
     res = read(out, "summary.json")["results"]["images"]
     assert res["classes"] == ["class0", "class1"]
     assert res["train_images"] == 9 and res["test_images"] == 3
-    assert res["steps"] == round(9 / 4)
-    assert 0.0 <= res["probe_acc"] <= 1.0
+    # 9 // 4 = 2 full global batches per epoch (the last partial batch is dropped), 1 epoch
+    assert res["steps"] == res["steps_per_epoch"] == 2 and res["skipped_images"] == 0
+    assert res["probe_images"] == 9 and 0.0 <= res["probe_acc"] <= 1.0
     w = final_weights(out, "images")
     assert any(k.startswith("model.backbone.") for k in w) and any(k.startswith("model.head.") for k in w)
+    # the checkpoint carries the sampler's position: after 2 steps, the epoch's 2 batches are consumed
+    (state,) = (out / "checkpoints").glob("images/step-*/state.pt")
+    sampler = torch.load(state, weights_only=True)["sampler"]
+    assert (sampler["epoch"], sampler["position"], sampler["global_batch"], sampler["n"]) == (0, 8, 4, 9)
     # the paper preset's own settings: ResNet-50, M = 8, K = 256, LARS at 0.3 x K/256, 128 epochs
-    from polyview.train import PRESETS, Config
+    from polyview.config import PRESETS, Config
 
     paper = Config(**PRESETS["paper"])
     assert (paper.model, paper.img_views, paper.img_batch, paper.img_epochs) == ("resnet50", 8, 256, 128.0)
+    assert paper.img_views_on == "workers" and paper.img_workers > 0
 
 
-def test_paper_preset_bad_folder(tmp_path, capsys):
-    assert main(["--preset", "paper", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+def test_paper_preset_resumes_on_the_next_batch(tmp_path):
+    """SIGINT mid-epoch, then --resume: the sampler continues where it stopped (same losses and weights as an
+    uninterrupted run), over an epoch boundary."""
+    data = write_jpeg_folder(tmp_path / "images", per_class=8)  # 12 training images: 3 batches an epoch
+    extra = ("--img-epochs", "3", "--checkpoint-every", "1")
+    ref = tmp_path / "ref"
+    assert main(paper_argv(data, ref, *extra)) == 0
+    cut = tmp_path / "cut"
+    t = _interrupt_when(cut / "metrics.jsonl", 4)
+    assert main(paper_argv(data, cut, *extra)) == 130
+    t.join()
+    assert len(rows(cut)) < len(rows(ref)) == 9
+    assert main(["--resume", str(cut)]) == 0
+    assert (cut / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
+    a, b = final_weights(ref, "images"), final_weights(cut, "images")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def corrupt(image: Path) -> Path:
+    image.write_bytes(b"not a jpeg")
+    return image.parents[1]
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda root: root / "missing", "no such folder"),
+        (lambda root: root.mkdir() or root, "no class folders"),
+        (lambda root: write_jpeg_folder(root, classes=1), "only one class"),
+        (lambda root: corrupt(write_jpeg_folder(root) / "class1" / "3.jpg"), "cannot read image"),
+        (lambda root: write_jpeg_folder(root, per_class=2), "fewer than one global batch"),
+    ],
+)
+def test_paper_preset_bad_folder_one_line_before_training(tmp_path, capsys, make, words):
+    data = make(tmp_path / "images")
+    out = tmp_path / "r"
+    assert main(paper_argv(data, out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert not list(out.glob("checkpoints/images*"))  # nothing was trained
+    assert not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text()
 
 
 @pytest.mark.slow

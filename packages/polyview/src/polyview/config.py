@@ -43,7 +43,9 @@ class Config(BaseConfig):
         "objectives to train the critic with",
         choices=METHODS,
     )
-    mi_views: tuple[int, ...] = knob((2, 4, 8), "numbers of views M", low=2)
+    mi_views: tuple[int, ...] = knob(
+        (2, 8), "numbers of views M (the claims compare the smallest with the largest)", low=2
+    )
     mi_samples: int = knob(64, "K samples per batch", low=2)
     mi_dim: int = knob(5, "dimension d of x ~ N(0, I_d)", low=1)
     mi_sigma: float = knob(0.5, "view noise std: v = x + sigma * e", low=0, low_open=True)
@@ -66,17 +68,39 @@ class Config(BaseConfig):
     digits_tau: float = knob(0.2, "temperature", low=0, low_open=True)
     digits_lr: float = knob(1e-3, "AdamW learning rate", low=0, low_open=True)
     digits_weight_decay: float = knob(0.0, "AdamW weight decay", low=0)
-    digits_hidden: int = knob(256, "MLP hidden width", low=1)
-    digits_feat: int = knob(128, "backbone feature size (what the probe sees)", low=1)
-    digits_proj: int = knob(64, "projection size (what the loss sees)", low=1)
-    digits_crop: float = knob(0.5, "smallest random-resized-crop area fraction", low=0, low_open=True, high=1)
-    digits_noise: float = knob(0.1, "Gaussian pixel noise std on views", low=0)
-    digits_mask: float = knob(0.1, "probability of masking each pixel of a view", low=0, high=0.99)
+    digits_hidden: int = knob(128, "MLP hidden width", low=1)
+    digits_feat: int = knob(64, "backbone feature size (what the probe sees)", low=1)
+    digits_proj: int = knob(32, "projection size (what the loss sees)", low=1)
+    digits_crop: float = knob(
+        0.25, "smallest random-resized-crop area fraction", low=0, low_open=True, high=1
+    )
+    digits_noise: float = knob(0.3, "Gaussian pixel noise std on views", low=0)
+    digits_mask: float = knob(0.3, "probability of masking each pixel of a view", low=0, high=0.99)
     # an image folder with a timm backbone (the paper preset)
-    data: str = knob("", "image folder (DATA/CLASS/IMAGE) for the images experiment")
+    data: str = knob(
+        "",
+        "image folder (DATA/CLASS/IMAGE) or file list ('path label' per line) for the images experiment; "
+        "streamed from disk",
+    )
     model: str = knob("resnet50", "timm backbone (built with pretrained=False)")
     image_size: int = knob(224, "crop size", low=8)
-    image_load_size: int = knob(256, "images are resized to this when loaded into memory", low=8)
+    image_load_size: int = knob(
+        256, "with --img-views-on device: images are decoded at this size, then cropped on the device", low=8
+    )
+    img_views_on: str = knob(
+        "workers",
+        "where the M views are made: on the DataLoader workers (crop, flip, colour jitter per view) or on the "
+        "device (one decoded image per sample; polyview's batched views add grayscale and blur)",
+        choices=("workers", "device"),
+    )
+    img_workers: int = knob(
+        8, "DataLoader workers per rank that decode and augment (0: in the training process)", low=0
+    )
+    img_probe_images: int = knob(
+        50_000,
+        "at most this many training images (a fixed random subset) feed the linear probe and kNN",
+        low=2,
+    )
     img_views: int = knob(8, "views per sample M", low=2)
     img_batch: int = knob(256, "global samples per step K (M * K images per step)", low=2)
     img_epochs: float = knob(128.0, "passes over the image folder", low=0, low_open=True)
@@ -101,7 +125,7 @@ class Config(BaseConfig):
             raise ConfigError("--digits-budget must leave K >= 2 samples per step at the largest M")
         if "images" in self.experiments and not self.data:
             raise ConfigError("the images experiment needs --data IMAGE_FOLDER")
-        if self.image_load_size < self.image_size:
+        if self.img_views_on == "device" and self.image_load_size < self.image_size:
             raise ConfigError("--image-load-size must be >= --image-size")
 
 
