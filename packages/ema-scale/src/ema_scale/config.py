@@ -149,7 +149,9 @@ PRESETS = {
         byol_hidden=64,
         checkpoint_every=50,
     ),
-    "default": {},
+    # seed 1: the BYOL claims byol_knn_all, byol_knn_all_within_1 (and the loss-curve claims) were pre-registered
+    # on pilots with seed 0 and confirmed on this seed, not seen before
+    "default": dict(seed=1),
     "paper": dict(
         experiments=("byol-images",),
         model="resnet18",
