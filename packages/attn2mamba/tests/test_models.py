@@ -237,3 +237,85 @@ def test_float64_models_stay_float64(normalize):
         a, b = s1(x), m(x)
     assert a.dtype == b.dtype == torch.float64
     assert ((a - b).norm() / a.norm()).item() < 1e-10
+
+
+def llama_like_teacher(seed=0):
+    """A Llama-architecture teacher (RMSNorm, SwiGLU, 4 query heads sharing 2 key/value heads, full rotary)."""
+    cfg = LMConfig(
+        vocab_size=61,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        intermediate_size=48,
+        max_seq_len=96,
+        arch="llama",
+        rotary_pct=1.0,
+        parallel_residual=False,
+        hidden_act="silu",
+        attention_bias=False,
+        mlp_bias=False,
+    )
+    return teacher(cfg, seed)
+
+
+def decoding_models():
+    yield from all_models()
+    t = llama_like_teacher()
+    yield "llama-gqa-teacher", t
+    s1 = HedgehogLM.from_teacher(
+        t, HedgehogConfig(feature_dim=6, normalize="ratio", chunk_size=16, rotary=True)
+    )
+    yield "llama-gqa-mamba", mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
+
+
+@pytest.mark.parametrize(
+    "name, model", list(decoding_models()), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_batched_prompts_of_different_lengths_decode_as_each_alone(name, model):
+    """Left padding with a mask: every row's logits and greedy tokens equal that prompt decoded on its own."""
+    from attn2mamba.generate import left_pad
+
+    prompts = [ids(b=1, L=n, seed=n)[0] for n in (5, 17, 30)]
+    batch, mask = left_pad(prompts)
+    with torch.no_grad():
+        logits, state = model.step(batch, model.init_state(3), mask)
+        nxt = ids(b=3, L=4, seed=9)
+        outs = []
+        for i in range(4):
+            o, state = model.step(nxt[:, i : i + 1], state)
+            outs.append(o)
+        for r, p in enumerate(prompts):
+            alone = model(torch.cat((p, nxt[r]))[None])[0]
+            n = p.numel()
+            torch.testing.assert_close(logits[r, -n:], alone[:n], rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(torch.cat(outs, 1)[r], alone[n:], rtol=1e-4, atol=1e-4)
+    rows = generate(model, prompts, 10, temperature=0)
+    for p, row in zip(prompts, rows):
+        assert torch.equal(row, generate(model, p[None], 10, temperature=0)[0])
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_batched_padded_decoding_past_the_teachers_length_limit(rotary):
+    """Prompts of 40 and 90 tokens, 120 new tokens each: past the teacher's 96 positions, still each row as alone."""
+    s1 = trained_looking_stage1("ratio", rotary=rotary)
+    m = mamba_from_hedgehog(s1, MambaConfig(chunk_size=16)).eval()
+    prompts = [ids(b=1, L=40, seed=1)[0], ids(b=1, L=90, seed=2)[0]]
+    rows = generate(m, prompts, 120, temperature=0)
+    assert [r.numel() for r in rows] == [160, 210]
+    for p, row in zip(prompts, rows):
+        with torch.no_grad():
+            full = m(row[None])[0]
+        # greedy: each new token is the argmax of the full pass over the row up to it
+        assert torch.equal(full[p.numel() - 1 : -1].argmax(-1), row[p.numel() :])
+
+
+def test_padding_mask_errors():
+    m = MambaLM(CFG, MambaConfig(feature_dim=4))
+    x = ids(b=2, L=6)
+    right = torch.tensor([[1, 1, 1, 1, 0, 0], [1] * 6], dtype=torch.bool)
+    with pytest.raises(ModelInputError, match="padding must be on the left"):
+        m.step(x, m.init_state(2), right)
+    _, state = m.step(x, m.init_state(2))
+    with pytest.raises(ModelInputError, match="only with the first"):
+        m.step(x, state, torch.ones(2, 6, dtype=torch.bool))

@@ -77,7 +77,7 @@ class HedgehogAttention(AttentionProjections):
         if self.hh.normalize == "rms":
             nn.init.ones_(self.norm_weight)
 
-    def features(self, q: torch.Tensor, k: torch.Tensor, pos: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, q: torch.Tensor, k: torch.Tensor, pos=0) -> tuple[torch.Tensor, torch.Tensor]:
         """``phi_q(q), phi_k(k)`` of the pre-rotary ``q, k`` at positions ``pos, pos + 1, ...``."""
         if self.rotary is not None:
             q, k = self.rotary(q, k, pos)
@@ -89,12 +89,15 @@ class HedgehogAttention(AttentionProjections):
         k: torch.Tensor,
         v: torch.Tensor,
         state: torch.Tensor | None = None,
-        pos: int = 0,
+        pos=0,
+        mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Linear attention on ``q [b, heads, L, head_dim]``, ``k, v [b, kv_heads, L, head_dim]`` (pre-rotary);
         returns heads concatenated ``[b, L, hidden]`` (before ``dense``) and the state
         ``[b, heads, 2f, head_dim (+1 with ratio)]``."""
         qf, kf = self.features(q, k, pos)
+        if mask is not None:  # padding keys add nothing to the state (numerator nor denominator)
+            kf = kf * mask[:, None, :, None].to(kf.dtype)
         kf, v = repeat_kv(kf, self.num_heads), repeat_kv(v, self.num_heads)
         if self.hh.normalize == "ratio":
             v = torch.cat((v, torch.ones_like(v[..., :1])), dim=-1)
@@ -109,9 +112,9 @@ class HedgehogAttention(AttentionProjections):
         b, _, L, _ = y.shape
         return y.transpose(1, 2).reshape(b, L, -1), state
 
-    def forward(self, h: torch.Tensor, state: Any = None, pos: int = 0):
+    def forward(self, h: torch.Tensor, state: Any = None, pos=0, mask: torch.Tensor | None = None):
         q, k, v = self.project(h)
-        o, new_state = self.mix(q, k, v, state, pos)
+        o, new_state = self.mix(q, k, v, state, pos, mask)
         return self.dense(o), new_state
 
     def init_state(self, batch: int, device=None, dtype=None) -> torch.Tensor:

@@ -9,7 +9,9 @@ MLPs, head) is the same module, which is what lets stage 2 copy the teacher's we
 
 Every mixer has ``forward(h, state, pos) -> (out, state)``: ``state=None`` is a full causal pass; otherwise the
 mixer continues from ``state`` (a KV cache, a linear-attention state, an SSM + convolution state) and returns the
-new one, which is how :func:`attn2mamba.generate` decodes.
+new one, which is how :func:`attn2mamba.generate` decodes. ``pos`` is an int (every row at the same position), or,
+after a left-padded prompt, a tensor ``[batch]`` of each row's own position (``mask`` ``[batch, L]``, True for real
+tokens, is then passed with the prompt: padded positions leave every state as it was).
 """
 
 from __future__ import annotations
@@ -208,8 +210,11 @@ class Block(nn.Module):
         self.mixer = mixer
         self.mlp = GatedMLP(cfg) if cfg.arch == "llama" else MLP(cfg)
 
-    def forward(self, x: torch.Tensor, state: Any = None, pos: int = 0) -> tuple[torch.Tensor, Any]:
-        a, state = self.mixer(self.input_layernorm(x), state, pos)
+    def forward(
+        self, x: torch.Tensor, state: Any = None, pos: Any = 0, mask=None
+    ) -> tuple[torch.Tensor, Any]:
+        h = self.input_layernorm(x)
+        a, state = self.mixer(h, state, pos) if mask is None else self.mixer(h, state, pos, mask=mask)
         if self.parallel:
             return x + a + self.mlp(self.post_attention_layernorm(x)), state
         x = x + a
@@ -218,10 +223,16 @@ class Block(nn.Module):
 
 @dataclass
 class LMState:
-    """Decoding state of a whole model: tokens consumed so far and one mixer state per layer."""
+    """Decoding state of a whole model: tokens consumed so far (padding included), one mixer state per layer, and
+    after a left-padded prompt each row's number of padding tokens (``offset [batch]``, on the model's device)."""
 
     pos: int
     layers: list
+    offset: torch.Tensor | None = None
+
+    def positions(self) -> int | torch.Tensor:
+        """The next token's position: ``pos``, or per row ``pos - offset`` after a left-padded prompt."""
+        return self.pos if self.offset is None else self.pos - self.offset
 
 
 class DecoderLM(nn.Module):
@@ -272,16 +283,21 @@ class DecoderLM(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------------------------
 
-    def hidden(self, ids: torch.Tensor, state: LMState | None = None) -> tuple[torch.Tensor, LMState | None]:
+    def hidden(
+        self, ids: torch.Tensor, state: LMState | None = None, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, LMState | None]:
         pos = 0 if state is None else state.pos
         self.check_input(ids, pos)
+        rpos = 0 if state is None else state.positions()
         x = self.embed_in(ids.long())
         new_layers = []
         for i, block in enumerate(self.blocks):
-            x, s = block(x, None if state is None else state.layers[i], pos)
+            x, s = block(x, None if state is None else state.layers[i], rpos, mask)
             new_layers.append(s)
         x = self.final_layer_norm(x)
-        return x, (None if state is None else LMState(pos + ids.shape[1], new_layers))
+        if state is None:
+            return x, None
+        return x, LMState(pos + ids.shape[1], new_layers, state.offset)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.embed_out(self.hidden(ids)[0])
@@ -290,9 +306,25 @@ class DecoderLM(nn.Module):
         p = next(self.parameters())
         return LMState(0, [b.mixer.init_state(batch, device=p.device, dtype=p.dtype) for b in self.blocks])
 
-    def step(self, ids: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:
-        """Continue decoding: logits for ``ids`` given everything consumed so far, and the new state."""
-        x, state = self.hidden(ids, state)
+    def step(
+        self, ids: torch.Tensor, state: LMState, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, LMState]:
+        """Continue decoding: logits for ``ids`` given everything consumed so far, and the new state.
+
+        ``mask [batch, L]`` (True: a real token) marks left padding in the first call (a batch of prompts of
+        different lengths): padded positions change no state (no key in the KV cache is attended, no input enters
+        a recurrent state) and each row's real tokens take positions ``0, 1, ...`` of their own, so every row
+        decodes as it would alone. The logits at padded positions mean nothing."""
+        if mask is not None:
+            mask = mask.to(device=ids.device, dtype=torch.bool)
+            if mask.shape != ids.shape:
+                raise ModelInputError(f"mask {tuple(mask.shape)} does not match ids {tuple(ids.shape)}")
+            if state.pos != 0 or state.offset is not None:
+                raise ModelInputError("a padding mask is taken only with the first (prompt) call")
+            if bool((mask[:, :-1] & ~mask[:, 1:]).any()) or not bool(mask[:, -1].all()):
+                raise ModelInputError("padding must be on the left, and every row needs at least one token")
+            state = LMState(state.pos, state.layers, (~mask).sum(1))
+        x, state = self.hidden(ids, state, mask)
         return self.embed_out(x), state
 
     def num_params(self) -> int:

@@ -177,14 +177,18 @@ class Mamba2Mixer(nn.Module):
         return out.transpose(1, 2), full[..., full.shape[-1] - (K - 1) :]
 
     def forward(
-        self, h: torch.Tensor, state: MambaState | None = None, pos: int = 0
+        self, h: torch.Tensor, state: MambaState | None = None, pos=0, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Any]:
+        """``mask [b, L]`` (False: left padding): padded tokens enter neither the convolution (their inputs are
+        zeros, as the initial convolution state) nor the SSM state (``dt = 0``: no input, no decay)."""
         mc = self.mc
         H, P, G, f = mc.num_heads, mc.head_dim, mc.num_groups, mc.feature_dim
         b, L, _ = h.shape
-        if state is not None and L == 1:
+        if state is not None and L == 1 and mask is None:
             return self._step(h, state, pos)
         z, xbc, dt_raw = self.in_proj(h).split((self.d_inner, self.conv_dim, H), dim=-1)
+        if mask is not None:
+            xbc = xbc * mask[..., None].to(xbc.dtype)
         xbc, conv_state = self._conv(xbc, state)
         Gb = self.b_groups
         x, bp, cp = xbc.split((self.d_inner, Gb * self.bc_dim, G * self.bc_dim), dim=-1)
@@ -201,6 +205,8 @@ class Mamba2Mixer(nn.Module):
             Bm = Bm.repeat_interleave(G // Gb, dim=2)
         acc = torch.promote_types(dt_raw.dtype, torch.float32)  # float64 models stay float64
         dt = F.softplus(dt_raw.to(acc) + self.dt_bias.to(acc))
+        if mask is not None:
+            dt = dt * mask[..., None].to(dt.dtype)
         xh = x.view(b, L, H, P)
         if mc.normalize == "ratio":
             xh = torch.cat((xh, torch.ones_like(xh[..., :1])), dim=-1)
@@ -228,7 +234,7 @@ class Mamba2Mixer(nn.Module):
             y = rms_norm_heads(y, self.norm_weight, mc.norm_eps)
         return self.out_proj(y.reshape(b, L, self.d_inner)), new_state
 
-    def _step(self, h: torch.Tensor, state: MambaState, pos: int) -> tuple[torch.Tensor, MambaState]:
+    def _step(self, h: torch.Tensor, state: MambaState, pos) -> tuple[torch.Tensor, MambaState]:
         """One decoding token ``h [b, 1, d]``: the same function as :meth:`forward` with about half the kernel
         launches (the depthwise convolution over the K-token window as a product and a sum, one rotary row,
         no chunking)."""

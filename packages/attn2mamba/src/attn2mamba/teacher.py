@@ -60,12 +60,19 @@ class Rotary(nn.Module):
             self._table = cached
         return cached[1], cached[2]
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, pos) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate ``q, k [batch, heads, L, head_dim]`` at positions ``pos, pos + 1, ...``; ``pos`` an int, or a
+        tensor ``[batch]`` of per-row positions (a left-padded batch; negative ones, the padding, take 0)."""
         if self.dim == 0:
             return q, k
         L = q.shape[-2]
-        cos, sin = self.table(pos + L, q.device)
-        cos, sin = cos[pos : pos + L].to(q.dtype), sin[pos : pos + L].to(q.dtype)
+        if isinstance(pos, torch.Tensor):
+            idx = (pos[:, None] + torch.arange(L, device=pos.device)).clamp_min(0)  # [batch, L]
+            cos, sin = self.table(int(idx.max()) + 1, q.device)
+            cos, sin = cos[idx][:, None].to(q.dtype), sin[idx][:, None].to(q.dtype)  # [batch, 1, L, dim]
+        else:
+            cos, sin = self.table(pos + L, q.device)
+            cos, sin = cos[pos : pos + L].to(q.dtype), sin[pos : pos + L].to(q.dtype)
 
         def rot(x: torch.Tensor) -> torch.Tensor:
             xr, xp = x[..., : self.dim], x[..., self.dim :]
@@ -76,8 +83,9 @@ class Rotary(nn.Module):
 
 @dataclass
 class KVCache:
-    k: torch.Tensor | None = None
+    k: torch.Tensor | None = None  # [batch, kv_heads, length, head_dim]
     v: torch.Tensor | None = None
+    valid: torch.Tensor | None = None  # [batch, length] after a left-padded prompt: False for padding keys
 
 
 class SoftmaxAttention(AttentionProjections):
@@ -90,22 +98,43 @@ class SoftmaxAttention(AttentionProjections):
         self.rotary = Rotary(int(cfg.head_dim * cfg.rotary_pct), cfg.rotary_base)
 
     def attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: int = 0, cache: KVCache | None = None
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        pos=0,
+        cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KVCache | None]:
-        """Rotary + causal softmax attention; returns heads concatenated ``[batch, length, hidden]``."""
+        """Rotary + causal softmax attention; returns heads concatenated ``[batch, length, hidden]``. ``mask``
+        ``[batch, L]`` (False: left padding) keeps padding keys out of every later query's attention."""
         q, k = self.rotary(q, k, pos)
+        valid = None
+        if mask is not None or (cache is not None and cache.valid is not None):
+            new = (
+                mask
+                if mask is not None
+                else torch.ones(q.shape[0], q.shape[2], dtype=torch.bool, device=q.device)
+            )
+            old = None if cache is None or cache.k is None else cache.valid
+            if old is None and cache is not None and cache.k is not None:
+                old = torch.ones(q.shape[0], cache.k.shape[2], dtype=torch.bool, device=q.device)
+            valid = new if old is None else torch.cat((old, new), dim=1)
         if cache is not None:
             if cache.k is not None:
                 k, v = torch.cat((cache.k, k), dim=2), torch.cat((cache.v, v), dim=2)
-            cache = KVCache(k, v)
+            cache = KVCache(k, v, valid)
         k, v = repeat_kv(k, self.num_heads), repeat_kv(v, self.num_heads)
         Lq, Lk = q.shape[2], k.shape[2]
-        if Lq == Lk:
+        if valid is None and Lq == Lk:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.head_dim**-0.5)
         else:  # new queries at positions Lk-Lq .. Lk-1 see every cached key up to their own position
             qpos = torch.arange(Lk - Lq, Lk, device=q.device)
-            mask = torch.arange(Lk, device=q.device)[None, :] <= qpos[:, None]
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.head_dim**-0.5)
+            kpos = torch.arange(Lk, device=q.device)
+            allowed = kpos[None, :] <= qpos[:, None]
+            if valid is not None:  # padding keys are seen by no query but their own (no empty softmax rows)
+                allowed = allowed & (valid[:, None, None, :] | (kpos[None, :] == qpos[:, None]))
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.head_dim**-0.5)
         b = q.shape[0]
         return o.transpose(1, 2).reshape(b, Lq, -1), cache
 
@@ -117,9 +146,9 @@ class SoftmaxAttention(AttentionProjections):
         mask = torch.ones(L, L, dtype=torch.bool, device=s.device).triu(1)
         return s.masked_fill(mask, float("-inf")).softmax(-1)
 
-    def forward(self, h: torch.Tensor, state: KVCache | None = None, pos: int = 0):
+    def forward(self, h: torch.Tensor, state: KVCache | None = None, pos=0, mask: torch.Tensor | None = None):
         q, k, v = self.project(h)
-        o, state = self.attend(q, k, v, pos, state)
+        o, state = self.attend(q, k, v, pos, state, mask)
         return self.dense(o), state
 
     def init_state(self, batch: int, device=None, dtype=None) -> KVCache:
