@@ -184,3 +184,29 @@ def test_vector_env_interface_equals_sync_vector_env_with_episode_statistics():
     t = GridWorldVectorEnv(goals=goals, array="torch", **kw)
     obs, _ = t.reset(seed=1)
     assert torch.is_tensor(obs) and obs.tolist() == envs.reset(seed=1)[0].tolist()
+
+
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [
+        ("PolicyTransfer/MiniGrid-MovedGoal-v0", {"size": 6, "goal_pos": (1, 4)}),
+        ("MiniGrid-FourRooms-v0", {"goal_pos": (16, 12), "agent_pos": (3, 3)}),
+    ],
+)
+def test_minigrid_envs_pass_check_env_and_rebuild_from_their_spec(env_id, kwargs):
+    import pickle
+    import warnings
+
+    env = make_minigrid(env_id, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gymnasium recommends env.unwrapped; the wrapped env is what we use
+        check_env(env, skip_render_check=True)
+    rebuilt = gym.make(pickle.loads(pickle.dumps(env.spec)))
+    assert rebuilt.observation_space == env.observation_space == gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)
+    a, _ = env.reset(seed=5)
+    b, _ = rebuilt.reset(seed=5)
+    np.testing.assert_array_equal(a, b)
+    for action in (2, 1, 2, 2, 0, 2):
+        sa, sb = env.step(action), rebuilt.step(action)
+        np.testing.assert_array_equal(sa[0], sb[0])
+        assert sa[1:4] == sb[1:4]

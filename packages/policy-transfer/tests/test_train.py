@@ -42,18 +42,26 @@ def test_smoke_preset_writes_claims_figures_and_results(tmp_path, capsys):
     assert main(["--preset", "smoke", "--out", str(out)]) == 0
     summary = read(out, "summary.json")
     ring_ids = {f"ring_coverage_beats_{a}" for a in ("entropy", "single", "ensemble", "lambda0")}
+    ring_ids |= {
+        f"ring_near_transfer_beats_{a}" for a in ("scratch", "single", "entropy", "lambda0", "ensemble")
+    }
     assert {c["id"] for c in summary["claims"]} == {
         "near_transfer_beats_scratch",
         "ring_visits_differ_between_latents",
+        "ring_far_transfer_beats_scratch",
         *ring_ids,
     }
     for c in summary["claims"]:
         # every claim is measured over seeds against a named control arm
         assert set(c) >= {"id", "statement", "value", "op", "threshold", "passed", "interval", "control"}
         assert c["control"]["name"] and len(c["control"]["values"]) == c["seeds"]
-    assert {"gridworld_transfer.png", "coverage.png", "minigrid_transfer.png", "ring_diversity.png"} <= {
-        p.name for p in out.glob("*.png")
-    }
+    assert {
+        "gridworld_transfer.png",
+        "coverage.png",
+        "minigrid_transfer.png",
+        "ring_diversity.png",
+        "ring_transfer.png",
+    } <= {p.name for p in out.glob("*.png")}
     res = summary["results"]
     grid = res["gridworld"]
     assert set(grid["summary"]) == {"distribution", "single", "scratch", "bayes", "ensemble"}
@@ -67,15 +75,25 @@ def test_smoke_preset_writes_claims_figures_and_results(tmp_path, capsys):
     assert claim["passed"] == (claim["interval"][1] < 0)
     ring = res["ring"]
     assert set(ring["arms"]) == {"distribution", "lambda0", "single", "entropy", "ensemble"}
-    assert ring["lambda"] in ring["selection"]["lambda"]["candidates"]
+    assert [ring["lambda"], ring["sigma"]] in ring["selection"]["lambda_sigma"]["candidates"]
+    assert set(ring["transfer"]) == {"distribution", "lambda0", "single", "entropy", "ensemble", "scratch"}
+    for row in ring["transfer"].values():
+        for setting in ("near", "far"):
+            assert 0 <= row[setting]["steps"]["mean"] <= row[setting]["budget"] + 8 * 8 * 8
+    # the claim's control values are the scratch arm's per-seed steps
+    near = next(c for c in summary["claims"] if c["id"] == "ring_near_transfer_beats_scratch")
+    assert sum(near["control"]["values"]) / near["seeds"] == pytest.approx(
+        ring["transfer"]["scratch"]["near"]["steps"]["mean"]
+    )
     # the single policy is one policy: one distinct route, no visitation spread between latents
     assert ring["arms"]["single"]["routes"]["mean"] == 1.0
     assert ring["arms"]["single"]["visits_between"]["mean"] == pytest.approx(0.0, abs=1e-9)
     assert set(res["minigrid"]["steps"]) == {"distribution", "scratch"}
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["phase"] for r in rows} >= {
-        "ring/dev",
-        "ring/test",
+        "ring/dev/latent",
+        "ring/test/ensemble",
+        "ring/transfer/far/single",
         "grid/pretrain/latent",
         "grid/scratch",
         "minigrid/transfer",
@@ -102,7 +120,7 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert main([*TINY, "--out", str(cut)]) == 130
     t.join()
     progress = read(cut / "checkpoints", "progress.json")
-    assert "grid/pretrain/latent" in progress["phases"] and "grid/scratch" not in progress["phases"]
+    assert "grid/pretrain" in progress["phases"] and "grid/scratch" not in progress["phases"]
     assert main(["--resume", str(cut)]) == 0
     assert (cut / "metrics.jsonl").read_text() == (ref / "metrics.jsonl").read_text()
     assert read(cut, "summary.json")["claims"] == read(ref, "summary.json")["claims"]
@@ -128,11 +146,17 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(tmp_path):
         (["--ring-targets", "2,3"], "--ring-targets (2, 3) is a wall in layout 'ring'"),
         (["--ring-targets", "1,3,3"], "--ring-targets needs (row, col) pairs"),
         (["--select-k", "9", "--ring-latents", "8"], "--select-k 9 exceeds --ring-latents 8"),
+        (["--ring-far", "2,5,2"], "--ring-far needs four numbers"),
+        (["--ring-far", "2,5,2,3"], "--ring-far goal (2, 3) is a wall"),
+        (["--ring-sigmas", "0"], "--ring-sigmas must be > 0"),
+        (["--ring-ft-envs", "3", "--ring-ft-num-steps", "5"], "= 15 is not divisible by --num-minibatches 4"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     out = tmp_path / "r"
-    assert main([*argv, "--out", str(out)]) == 2
+    # every experiment's knobs are checked; the smoke preset bounds the cost if a case ever stopped failing
+    every = ["--preset", "smoke", "--experiments", "ring,gridworld,minigrid"]
+    assert main([*every, *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err, err
     assert not out.exists()

@@ -85,7 +85,7 @@ class BayesianPolicy(PolicyFamily):
         """Closed-form entropy of q(W) in nats."""
         return self.log_std.sum() + gaussian_entropy(self.latent_dim)
 
-    def diversity(self, probe_obs, zq, noise):
+    def diversity(self, probe_obs, zq, noise, sigma=None):
         return {
             "objective": self.log_std.mean(),
             "aux_loss": torch.zeros((), device=self.log_std.device),

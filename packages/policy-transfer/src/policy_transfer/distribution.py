@@ -75,7 +75,7 @@ class InferenceNet(nn.Module):
 
 
 def entropy_lower_bound(
-    z: torch.Tensor, log_q: torch.Tensor, *, phi_dim: int, noise_std: float
+    z: torch.Tensor, log_q: torch.Tensor, *, phi_dim: int, noise_std: float | torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The bound from samples: ``z [n, d]`` drawn from N(0, I) and ``log_q [n] = log q(z | phi(z))``.
 
@@ -153,15 +153,14 @@ class LatentPolicy(PolicyFamily):
         obs = probe_obs.repeat(n) if probe_obs.dim() == 1 else probe_obs.repeat(n, 1)
         return torch.softmax(self.logits(obs, zq.repeat_interleave(m, 0)), -1).view(n, m, -1)
 
-    def diversity(self, probe_obs, zq, noise):
+    def diversity(self, probe_obs, zq, noise, sigma=None):
         """The entropy lower bound on ``m = probe_obs.shape[0]`` probe states, for prior draws ``zq [n, d]`` and
-        standard normal ``noise [n, m, A]``."""
-        phi = self.action_probs(probe_obs, zq) + self.probe_noise * noise
+        standard normal ``noise [n, m, A]``; ``sigma`` (a float or a 0-d tensor) replaces ``probe_noise``."""
+        std = self.probe_noise if sigma is None else sigma
+        phi = self.action_probs(probe_obs, zq) + std * noise
         log_q = self.inference.log_prob(zq, probe_obs, phi)  # gradient to theta (and psi)
         log_q_psi = self.inference.log_prob(zq, probe_obs, phi.detach())  # psi's fit, whatever lambda is
-        b = entropy_lower_bound(
-            zq, log_q.detach(), phi_dim=phi.shape[1] * phi.shape[2], noise_std=self.probe_noise
-        )
+        b = entropy_lower_bound(zq, log_q.detach(), phi_dim=phi.shape[1] * phi.shape[2], noise_std=std)
         return {
             "objective": log_q.mean(),
             "aux_loss": -log_q_psi.mean(),

@@ -9,7 +9,8 @@ cell index, ``"vector"`` for a float vector of ``obs_dim``), ``reset(seed) -> ob
 
 MiniGrid: :class:`MovedGoalEmptyEnv` is minigrid's ``EmptyEnv`` with the goal cell as a parameter (registered as
 ``PolicyTransfer/MiniGrid-MovedGoal-v0``); ``MiniGrid-FourRooms-v0`` takes ``agent_pos``/``goal_pos`` natively.
-Observations are minigrid's partially observable egocentric 7x7x3 image (``ImgObsWrapper``), flattened and
+Observations are minigrid's partially observable egocentric 7x7x3 image (:class:`ImageObs`, ``ImgObsWrapper``
+that can be rebuilt from its spec), flattened and
 divided by 10.
 """
 
@@ -22,11 +23,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from .config import MOVED_GOAL_ID
 from .gridworld import ENV_ID as GRID_ID
 from .gridworld import BatchedGridWorld, GridError, GridWorldEnv
 from .gridworld import register as register_grid
-
-MOVED_GOAL_ID = "PolicyTransfer/MiniGrid-MovedGoal-v0"
 
 
 class EnvError(ValueError):
@@ -158,11 +158,26 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+class ImageObs(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """minigrid's ``ImgObsWrapper`` (the dict observation's ``image`` only), recording its constructor arguments
+    so that ``gymnasium.make(env.spec)`` rebuilds the wrapped env (minigrid's own wrapper cannot be recreated
+    from a spec, so its envs failed ``check_env``)."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
+        self.observation_space = env.observation_space.spaces["image"]
+
+    def observation(self, obs):
+        return obs["image"]
+
+
 def register() -> None:
-    """Register this package's environment ids with gymnasium (idempotent)."""
+    """Register this package's environment ids with gymnasium (idempotent). The moved-goal env's entry point is
+    a string, so that its spec can be rebuilt (and pickled) anywhere the package is importable."""
     register_grid()
     if MOVED_GOAL_ID not in gym.registry:
-        gym.register(id=MOVED_GOAL_ID, entry_point=lambda **kw: _moved_goal_class()(**kw))
+        gym.register(id=MOVED_GOAL_ID, entry_point="policy_transfer.envs:MovedGoalEmptyEnv")
 
 
 def known_ids() -> list[str]:
@@ -188,9 +203,9 @@ def _check_fourrooms(kwargs: dict) -> None:
 
 
 def make_minigrid(env_id: str, **kwargs) -> gym.Env:
-    """One MiniGrid env with ``ImgObsWrapper`` (a 7x7x3 partially observable image). Bad ids or cells: EnvError."""
-    from minigrid.wrappers import ImgObsWrapper
+    """One MiniGrid env with :class:`ImageObs` (a 7x7x3 partially observable image). Bad ids or cells: EnvError.
 
+    The env passes gymnasium's ``check_env`` and ``gymnasium.make(env.spec)`` rebuilds it (tested)."""
     ids = known_ids()
     if env_id not in ids or env_id == GRID_ID:
         raise EnvError(f"unknown MiniGrid environment id {env_id!r}; known: {MOVED_GOAL_ID}, MiniGrid-*-v0")
@@ -200,7 +215,7 @@ def make_minigrid(env_id: str, **kwargs) -> gym.Env:
         env = gym.make(env_id, disable_env_checker=True, **kwargs)
     except TypeError as e:
         raise EnvError(f"{env_id} does not accept {sorted(kwargs)}: {e}") from None
-    return ImgObsWrapper(env)
+    return ImageObs(env)
 
 
 def make_vector_env(

@@ -23,12 +23,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .baselines import BayesianPolicy, EnsemblePolicy
+from .arms import Arm, load_arms, ppo_config, pretrain, save_arms
+from .config import CONDITIONS
 from .distribution import LatentPolicy
 from .envs import make_vector_env
 from .exact import coverage_exact, exact_success, policy_tables
 from .gridworld import ENV_ID, BatchedGridWorld, GridError, make_layout
-from .policy import ObsSpec, PolicyFamily
+from .policy import ObsSpec
 from .rl import PPOConfig, init_population, repeat_population
 from .transfer import (
     bootstrap_ci,
@@ -40,9 +41,7 @@ from .transfer import (
     zero_shot,
 )
 
-PRETRAINED = ("distribution", "single", "bayes", "ensemble", "distribution-sample")
-CONDITIONS = (*PRETRAINED, "scratch")
-GROUP = {"distribution": "latent", "single": "latent", "distribution-sample": "latent"}
+GROUP = {"distribution-sample": "distribution"}
 
 
 def phase_seed(seed: int, name: str) -> int:
@@ -75,41 +74,16 @@ def grid_tasks(cfg) -> dict:
     }
 
 
-def _ppo(cfg, *, diversity: bool) -> PPOConfig:
-    return PPOConfig(
-        algo=cfg.algo,
-        num_envs=cfg.num_envs,
-        num_steps=cfg.num_steps,
-        lr=cfg.lr,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        update_epochs=cfg.update_epochs,
-        num_minibatches=cfg.num_minibatches,
-        clip_coef=cfg.clip_coef,
-        ent_coef=cfg.ent_coef,
-        vf_coef=cfg.vf_coef,
-        max_grad_norm=cfg.max_grad_norm,
-        probe_states=cfg.probe_states,
-        probe_latents=cfg.probe_latents if diversity else 0,
-    )
-
-
-def make_family(kind: str, spec: ObsSpec, n_actions: int, cfg) -> PolicyFamily:
-    if kind == "bayes":
-        return BayesianPolicy(spec, n_actions, init_std=cfg.bayes_init_std)
-    if kind == "ensemble":
-        return EnsemblePolicy(spec, n_actions, heads=cfg.ensemble_heads, head_init=cfg.hyper_init)
-    return LatentPolicy(
-        spec, n_actions, latent_dim=cfg.latent_dim, hyper_init=cfg.hyper_init, probe_noise=cfg.probe_noise
-    )
-
-
-def families(kind: str, spec: ObsSpec, n_actions: int, cfg, count: int, seed: int) -> list[PolicyFamily]:
-    out = []
-    for i in range(count):
-        torch.manual_seed(seed + 7919 * i)
-        out.append(make_family(kind, spec, n_actions, cfg))
-    return out
+def grid_arms(cfg, conds) -> list[Arm]:
+    """The open room's pretrained conditions as arms ("single" is the lambda-0 latent family here)."""
+    table = {
+        "distribution": Arm("distribution", "latent", lam=cfg.lam),
+        "single": Arm("single", "latent", lam=0.0),
+        "bayes": Arm("bayes", "bayes", lam=cfg.bayes_lambda),
+        "ensemble": Arm("ensemble", "ensemble"),
+    }
+    names = [GROUP.get(c, c) for c in conds if c != "scratch"]
+    return [table[n] for n in dict.fromkeys(names)]
 
 
 def _loop(run, desc: str) -> Callable[[int], object]:
@@ -129,81 +103,43 @@ def _load_params(run, key: str) -> dict:
     return {k: v.clone() for k, v in weights["params"].items()}
 
 
-def grid_pretrain(cfg, run, group: str, conds: list[str]) -> dict:
-    """Pretrain ``group``'s conditions on the source goal; saves the stacked parameters under the phase key."""
+def grid_pretrain(cfg, run, conds: list[str]) -> dict:
+    """Pretrain every pretrained condition on the source goal (the one loop, :func:`arms.pretrain`); saves the
+    parameters of each arm under the phase key."""
     tasks = grid_tasks(cfg)
-    layout, S = tasks["layout"], cfg.seeds
-    key = f"grid/pretrain/{group}"
-    seed = phase_seed(cfg.seed, key)
-    spec = ObsSpec("index", layout.n_cells)
-    fams = families(group, spec, 4, cfg, S * len(conds), seed)
-    params = init_population(fams)
-    if group == "latent":
-        lam = torch.tensor([cfg.lam if c == "distribution" else 0.0 for c in conds]).repeat_interleave(S)
-    elif group == "bayes":
-        lam = torch.full((S,), cfg.bayes_lambda)
-    else:
-        lam = torch.zeros(S)
-    env = BatchedGridWorld(
-        layout,
-        [tasks["source"]],
-        len(fams) * cfg.num_envs,
+    key = "grid/pretrain"
+    pre = pretrain(
+        cfg,
+        run,
+        key,
+        grid_arms(cfg, conds),
+        cfg.seeds,
+        layout=tasks["layout"],
         start=tasks["start"],
-        max_steps=cfg.grid_max_steps,
+        goal=tasks["source"],
+        horizon=cfg.grid_max_steps,
+        num_envs=cfg.num_envs,
+        steps=cfg.pretrain_steps,
+        seed=phase_seed(cfg.seed, key),
+        loop=lambda desc: _loop(run, desc),
     )
-    its = _iterations(cfg.pretrain_steps, cfg)
-
-    def log(it: int, stats: dict) -> None:
-        s = stats["success_rate"].view(len(conds), S)
-        b = stats["bound"].view(len(conds), S)
-        run.log(
-            phase=key,
-            iteration=it + 1,
-            steps=(it + 1) * cfg.num_envs * cfg.num_steps,
-            **{f"success_{c}": float(torch.nan_to_num(s[i]).mean()) for i, c in enumerate(conds)},
-            **{f"bound_{c}": float(b[i].mean()) for i, c in enumerate(conds)},
-        )
-
-    out = train_population(
-        fams[0],
-        params,
-        env,
-        _ppo(cfg, diversity=group != "ensemble"),
-        its,
-        lam=lam,
-        seed=seed,
-        on_iteration=log,
-        loop=_loop(run, key),
-    )
-    _save_params(run, key, out["params"])
-    success = torch.nan_to_num(out["success"]).view(its, len(conds), S)
-    tail = max(1, its // 10)
+    save_arms(run, key, pre)
     return {
-        "conditions": conds,
-        "steps_per_iteration": out["steps_per_iteration"],
-        "success_curve": {c: success[:, i].mean(1).tolist() for i, c in enumerate(conds)},
-        "final_success": {c: success[-tail:, i].mean(0).tolist() for i, c in enumerate(conds)},
-        "final_bound": {
-            c: out["bound"][-tail:].view(tail, len(conds), S)[:, i].mean(0).tolist()
-            for i, c in enumerate(conds)
-        },
+        name: {k: p[k] for k in ("success_curve", "final_success", "final_bound", "steps_per_iteration")}
+        for name, p in pre.items()
     }
 
 
-def grid_transfer(cfg, run, cond: str, pre: dict) -> dict:
+def grid_transfer(cfg, run, cond: str) -> dict:
     """Zero-shot scoring and fine-tuning of one pretrained condition on every target."""
     tasks = grid_tasks(cfg)
     layout, targets, S, T = tasks["layout"], tasks["targets"], cfg.seeds, len(tasks["targets"])
     n_near = len(tasks["near"])
-    group = GROUP.get(cond, cond)
     key = f"grid/transfer/{cond}"
     seed = phase_seed(cfg.seed, key)
     spec = ObsSpec("index", layout.n_cells)
-    family = make_family(group, spec, 4, cfg)
-    all_params = _load_params(run, f"grid/pretrain/{group}")
-    base = cond if cond != "distribution-sample" else "distribution"
-    first = pre["conditions"].index(base) * S
-    params = {k: v[first : first + S].clone() for k, v in all_params.items()}
+    arm, params = load_arms(run, "grid/pretrain")[GROUP.get(cond, cond)]
+    family = arm.resolve(cfg).family(spec, 4, cfg)
     H = cfg.grid_max_steps
 
     def make_env(goals):
@@ -225,10 +161,7 @@ def grid_transfer(cfg, run, cond: str, pre: dict) -> dict:
     div_latents = family.sample_latent(S * cfg.select_k, gen).view(S, cfg.select_k, -1)
     divergence = policy_divergence(family, params, probe, div_latents)
     # exact zero-shot success of L prior draws (ensemble: its K distinct heads) on the near targets
-    if isinstance(family, EnsemblePolicy):
-        ex_latents = family.heads().expand(S, -1, -1)
-    else:
-        ex_latents = family.sample_latent(S * cfg.ring_latents, gen).view(S, cfg.ring_latents, -1)
+    ex_latents = arm.latents(family, S, cfg.ring_latents, gen)
     probs = policy_tables(family, params, layout.n_cells, ex_latents)
     near_idx = [layout.index(c) for c in tasks["near"]]
     exact = exact_success(
@@ -289,7 +222,7 @@ def _finetune(cfg, run, key, family, params, layout, start, goals, latent, seed,
         family,
         params,
         env,
-        _ppo(cfg, diversity=cfg.finetune_lambda > 0),
+        ppo_config(cfg, cfg.num_envs, diversity=cfg.finetune_lambda > 0),
         its,
         lam=cfg.finetune_lambda,
         latent=latent,
@@ -323,7 +256,11 @@ def grid_scratch(cfg, run) -> dict:
     layout, targets, S, T = tasks["layout"], tasks["targets"], cfg.seeds, len(tasks["targets"])
     key = "grid/scratch"
     seed = phase_seed(cfg.seed, key)
-    fams = families("latent", ObsSpec("index", layout.n_cells), 4, cfg, S * T, seed)
+    spec = ObsSpec("index", layout.n_cells)
+    fams = []
+    for i in range(S * T):
+        torch.manual_seed(seed + 7919 * i)
+        fams.append(Arm("scratch", "latent").family(spec, 4, cfg))
     params = init_population(fams)
     goals = [targets[t] for _ in range(S) for t in range(T)]
     return {
@@ -505,6 +442,26 @@ def mg_transfer(cfg, run, scratch: bool) -> dict:
             latent = zs["latents"][torch.arange(S), 0, best]
             offset = zs["steps"][:, 0]
             result["zero_shot_success"] = zs["success"][:, 0].mean(-1).tolist()
+            # held-out measurement (not counted): every scored latent on fresh episodes; the selection's own
+            # estimate of the chosen latent (a max over K noisy estimates) is biased upward, this one is not
+            held = zero_shot(
+                fams[0],
+                params,
+                make_env,
+                [cfg.mg_target],
+                k=cfg.select_k,
+                episodes=cfg.mg_heldout_episodes,
+                max_steps=H,
+                seed=seed + 5,
+                latents=zs["latents"],
+            )["success"][:, 0]  # [S, K]
+            result["heldout"] = {
+                "episodes_per_latent": cfg.mg_heldout_episodes,
+                "success": held.tolist(),
+                "chosen_selection_estimate": zs["success"][torch.arange(S), 0, best].tolist(),
+                "chosen_heldout": held[torch.arange(S), best].tolist(),
+                "mean_heldout": held.mean(-1).tolist(),
+            }
         its = max(1, -(-cfg.mg_finetune_steps // (cfg.mg_num_envs * cfg.mg_num_steps)))
 
         def log(it, stats):

@@ -79,7 +79,30 @@ RING_COLORS = {
     "single": "tab:brown",
     "entropy": "tab:red",
     "ensemble": "tab:purple",
+    "scratch": "tab:gray",
 }
+
+
+def ring_transfer(moved: dict, threshold: float):
+    """Ring transfer: mean exact success of the fine-tuned policies against env steps (scoring counted)."""
+    from paperkit.plotting import figure
+
+    fig, axes = figure(2, 1, width=4.2)
+    for ax, setting, title in zip(
+        axes[0], ("near", "far"), ("near targets (mean of two)", "far task (reversed)")
+    ):
+        for arm, row in moved.items():
+            r = row[setting]
+            y = np.asarray(r["curve"])
+            x = r["steps_per_iteration"] * np.arange(len(y))
+            ax.plot(x, y, label=arm, color=RING_COLORS.get(arm))
+        ax.axhline(threshold, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("fine-tuning env steps (scoring not shown)")
+        ax.set_ylabel("exact success, mean over seeds")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"ring transfer: {title}", fontsize=9)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    return fig
 
 
 def ring_bars(arms: dict, cfg):

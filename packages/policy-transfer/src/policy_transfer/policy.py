@@ -6,7 +6,8 @@ population of independent families can be trained at once with ``torch.func.vmap
 
 - ``sample_latent(n, generator)``: ``n`` draws of ``z`` from the prior, ``[n, latent_dim]``;
 - ``forward(obs, z) -> (logits [N, A], value [N])``: the conditioned policy and its critic;
-- ``diversity(probe_obs, zq, noise) -> dict``: the family's diversity term. ``objective`` (maximised with weight
+- ``diversity(probe_obs, zq, noise, sigma=None) -> dict``: the family's diversity term (``sigma``: the probe
+  noise of this run, overriding the family's own; a population trains runs with different sigmas). ``objective`` (maximised with weight
   lambda: the paper's E_z[return] + lambda * H), ``aux_loss`` (minimised with weight 1: e.g. the inference
   network's fit), ``bound`` (an estimate in nats, for logging);
 - ``diversity_inputs(n, m, generator)``: the random inputs ``diversity`` needs, drawn outside ``vmap``.
@@ -115,7 +116,13 @@ class PolicyFamily(nn.Module):
         noise = torch.randn(n, m, self.n_actions, generator=generator).to(device)
         return zq, noise
 
-    def diversity(self, probe_obs: torch.Tensor, zq: torch.Tensor, noise: torch.Tensor) -> dict:
+    def diversity(
+        self,
+        probe_obs: torch.Tensor,
+        zq: torch.Tensor,
+        noise: torch.Tensor,
+        sigma: torch.Tensor | None = None,
+    ) -> dict:
         """No diversity term: objective, aux loss and bound are zero."""
         zero = torch.zeros((), device=noise.device)
         return {"objective": zero, "aux_loss": zero, "bound": zero}
@@ -133,6 +140,8 @@ def gaussian_log_prob(z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
     return (-0.5 * ((z - mean) * torch.exp(-log_std)) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
-def gaussian_entropy(dim: int, std: float = 1.0) -> float:
-    """Entropy (nats) of an isotropic Gaussian in ``dim`` dimensions."""
+def gaussian_entropy(dim: int, std: float | torch.Tensor = 1.0) -> float | torch.Tensor:
+    """Entropy (nats) of an isotropic Gaussian in ``dim`` dimensions (a tensor when ``std`` is one)."""
+    if isinstance(std, torch.Tensor):
+        return 0.5 * dim * math.log(2 * math.pi * math.e) + dim * torch.log(std)
     return 0.5 * dim * math.log(2 * math.pi * math.e * std**2)

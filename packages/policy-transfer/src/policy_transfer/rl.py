@@ -125,7 +125,7 @@ class _Objective(nn.Module):
         self.family = family
         self.cfg = cfg
 
-    def forward(self, obs, z, actions, old_logp, adv, returns, probe_obs, zq, noise, lam, ent_coef):
+    def forward(self, obs, z, actions, old_logp, adv, returns, probe_obs, zq, noise, lam, ent_coef, sigma):
         cfg = self.cfg
         logits, value = self.family(obs, z)
         logp_all = torch.log_softmax(logits, -1)
@@ -142,7 +142,7 @@ class _Objective(nn.Module):
         v_loss = 0.5 * ((value - returns) ** 2).mean()
         loss = pg - ent_coef * entropy + cfg.vf_coef * v_loss
         if cfg.probe_latents > 0:
-            div = self.family.diversity(probe_obs, zq, noise)
+            div = self.family.diversity(probe_obs, zq, noise, sigma)
             loss = loss - lam * div["objective"] + div["aux_loss"]
             bound = div["bound"].detach()
         else:
@@ -158,7 +158,8 @@ class Learner:
     """PPO/A2C for ``P`` runs of one policy family over ``env`` (``P * cfg.num_envs`` copies).
 
     ``lam`` (a float or ``[P]``) weighs the family's diversity objective per run, ``ent_coef`` (a float or
-    ``[P]``; default ``cfg.ent_coef``) the action-entropy bonus per run; ``latent=None`` redraws each
+    ``[P]``; default ``cfg.ent_coef``) the action-entropy bonus per run, ``sigma`` (a float or ``[P]``; default
+    the family's ``probe_noise``) the probe noise of the entropy bound per run; ``latent=None`` redraws each
     copy's ``z`` from the prior at every episode, ``latent [P, d]`` fixes run ``p``'s policy to ``latent[p]``.
     Call :meth:`iterate` for one rollout and update; it returns per-run statistics (``[P]`` tensors).
 
@@ -178,6 +179,7 @@ class Learner:
         seed: int = 0,
         total_iterations: int | None = None,
         ent_coef: float | torch.Tensor | None = None,
+        sigma: float | torch.Tensor | None = None,
     ):
         self.family, self.env, self.cfg = family, env, cfg
         self.P = run_count(params)
@@ -199,6 +201,8 @@ class Learner:
         self.lam = torch.as_tensor(lam, dtype=torch.float32, device=self.device).expand(self.P).clone()
         ent = cfg.ent_coef if ent_coef is None else ent_coef
         self.ent_coef = torch.as_tensor(ent, dtype=torch.float32, device=self.device).expand(self.P).clone()
+        sig = getattr(family, "probe_noise", 0.1) if sigma is None else sigma
+        self.sigma = torch.as_tensor(sig, dtype=torch.float32, device=self.device).expand(self.P).clone()
         self.latent = None if latent is None else latent.to(self.device)
         self.generator = torch.Generator().manual_seed(int(seed))
         self.opt = torch.optim.Adam(list(self._leaves.values()), lr=cfg.lr, eps=1e-5)
@@ -345,6 +349,7 @@ class Learner:
                     noise,
                     self.lam,
                     self.ent_coef,
+                    self.sigma,
                 )
                 self.opt.zero_grad(set_to_none=True)
                 loss.sum().backward()

@@ -48,8 +48,10 @@ def train_population(
     *,
     lam: float | torch.Tensor = 0.0,
     ent_coef: float | torch.Tensor | None = None,
+    sigma: float | torch.Tensor | None = None,
     latent: torch.Tensor | None = None,
     seed: int = 0,
+    measure: Callable[[dict], torch.Tensor] | None = None,
     eval_env=None,
     eval_max_steps: int = 0,
     on_iteration: Callable[[int, dict], None] | None = None,
@@ -61,7 +63,8 @@ def train_population(
     none ended), ``return``, ``bound``, ``entropy`` and, with ``eval_env`` (a vector env of ``P * E`` copies,
     run-major), ``eval_success`` and ``eval_return``: after every iteration, the success rate and mean return of
     ``E`` fresh episodes per run acting like the training policy (latents from the prior, or the run's fixed latent). Evaluation episodes are
-    measurement and cost no training steps. ``loop(n)`` yields the iteration indices (e.g.
+    measurement and cost no training steps. ``measure(params) -> [P]`` (e.g. the exact success of each run's
+    policy) is called before the first iteration and after every one: ``measure [iterations + 1, P]``. ``loop(n)`` yields the iteration indices (e.g.
     :meth:`paperkit.Run.steps` for a progress bar and Ctrl-C handling); default ``range(n)``.
     """
     learner = Learner(
@@ -71,14 +74,21 @@ def train_population(
         cfg,
         lam=lam,
         ent_coef=ent_coef,
+        sigma=sigma,
         latent=latent,
         seed=seed,
         total_iterations=iterations,
     )
     P = learner.P
-    success, returns, bound, entropy, evals = [], [], [], [], []
+    success, returns, bound, entropy, evals, measured = [], [], [], [], [], []
+    if measure is not None:
+        with torch.no_grad():
+            measured.append(measure(learner.params))
     for it in (loop or range)(iterations):
         stats = learner.iterate()
+        if measure is not None:
+            with torch.no_grad():
+                measured.append(measure(learner.params))
         if eval_env is not None:
             E = eval_env.num_envs // P
             if latent is None:
@@ -105,6 +115,7 @@ def train_population(
         "return": torch.stack(returns).cpu(),
         "bound": torch.stack(bound).cpu(),
         "entropy": torch.stack(entropy).cpu(),
+        "measure": torch.stack(measured).cpu() if measured else None,
         "steps_per_iteration": learner.steps_per_iteration,
     }
 
@@ -119,8 +130,10 @@ def zero_shot(
     episodes: int,
     max_steps: int,
     seed: int = 0,
+    latents: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Score ``k`` prior latents of every run on every target for ``episodes`` episodes each.
+    """Score ``k`` prior latents of every run on every target for ``episodes`` episodes each (or the given
+    ``latents [R, T, k, d]``, e.g. an ensemble's distinct heads).
 
     ``make_env(goals)`` builds a torch vector env with one copy per entry of ``goals`` (copies are run-major:
     run, target, latent, episode). Returns ``success [R, T, K]`` (success rate of each latent), ``latents
@@ -128,7 +141,9 @@ def zero_shot(
     """
     R, T = run_count(params), len(targets)
     gen = torch.Generator().manual_seed(int(seed))
-    latents = family.sample_latent(R * T * k, gen).view(R, T, k, -1)
+    if latents is None:
+        latents = family.sample_latent(R * T * k, gen).view(R, T, k, -1)
+    k = latents.shape[2]
     goals = [targets[t] for _ in range(R) for t in range(T) for _ in range(k) for _ in range(episodes)]
     env = make_env(goals)
     device = next(iter(params.values())).device
