@@ -12,7 +12,8 @@ Experiments (``--experiments``, default all four digits/toy ones):
 
 - ``parabola``: the noisy parabola, kappa in {1..32}, arms rho fixed / rho**kappa / 1-kappa(1-rho).
 - ``supervised``: Polyak-Ruppert EMA of an MLP on scikit-learn's digits, SGD, kappa in {1, 4, 16}.
-- ``byol``: BYOL on digits (the EMA target feeds the loss), kappa in {1, 4, 16}, linear probe.
+- ``byol``: BYOL on digits (the EMA target feeds the loss), kappa in {1, 16}: kNN accuracy along training (test
+  split, and leave-one-out over all 1,797 images), training loss, linear probe at the end.
 - ``progressive``: BYOL whose batch grows mid-training vs BYOL at the base batch.
 - ``byol-images`` (the ``paper`` preset): BYOL with a timm backbone on an image folder or file list (``--data``),
   streamed (decoded on DataLoader workers, resumable mid-epoch) through ``paperkit.streaming``.

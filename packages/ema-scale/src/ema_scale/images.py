@@ -1,4 +1,7 @@
-"""BYOL on real images (the ``paper`` preset): any timm backbone, batched augmentations on the tensor's device.
+"""BYOL on real images (the ``paper`` preset): any timm backbone; batched augmentations on the tensor's device.
+
+The trainer streams its views through ``paperkit.streaming`` (:mod:`ema_scale.stream`, augmentations on the
+DataLoader workers); :func:`augment_images` is the batched alternative for images already on a GPU.
 
 The augmentations are BYOL's family done as batched tensor ops: random resized crop (scale 0.08-1, aspect 3/4-4/3)
 through one ``affine_grid``/``grid_sample``, horizontal flip, brightness/contrast/saturation jitter, random

@@ -318,24 +318,25 @@ def plot_digits(res: dict, run: Run) -> None:
         run.save_figure(fig, "supervised")
     byol = {k: v for k, v in res.items() if k.startswith(("byol/", "progressive/"))}
     if byol:
-        fig, axes = figure(1, 1, width=5.5)
-        names = sorted(byol)
-        ax = axes[0][0]
-        ax.bar(
-            range(len(names)),
-            [byol[n]["final"]["probe_acc"] for n in names],
-            color=["tab:green" if "none" not in n else "tab:red" for n in names],
+        metric = "knn_all" if all("knn_all" in p for v in byol.values() for p in v["curve"]) else "knn_acc"
+        fig, axes = figure(2, 1, width=5.5)
+        for name, arm in sorted(byol.items()):
+            style = dict(
+                label=name.replace("byol/", ""),
+                color="tab:red" if "none" in name else ("black" if name == "byol/k1" else "tab:green"),
+                linestyle="--" if name.startswith("progressive") else "-",
+            )
+            xs = [p["samples"] for p in arm["curve"]]
+            axes[0][0].plot(xs, [100 * p[metric] for p in arm["curve"]], **style)
+            axes[0][1].plot(xs, [p["loss"] for p in arm["curve"]], **style)
+        axes[0][0].set_ylabel(
+            "leave-one-out kNN, all 1,797 images (%)" if metric == "knn_all" else "kNN accuracy (%)"
         )
-        ax.set_xticks(
-            range(len(names)),
-            [n.split("/", 1)[1] if n.startswith("byol") else "progressive" for n in names],
-            rotation=30,
-            fontsize=8,
-        )
-        lo = min(byol[n]["final"]["probe_acc"] for n in names)
-        ax.set_ylim(max(0.0, lo - 0.05), 1.0)
-        ax.set_ylabel("linear-probe accuracy (online encoder)")
-        ax.set_title("BYOL on digits: green = rule, red = rho fixed")
+        axes[0][1].set_ylabel("BYOL training loss")
+        for ax in axes[0]:
+            ax.set_xlabel("samples seen")
+            ax.legend(fontsize=7)
+        axes[0][0].set_title("BYOL on digits (mean of seeds)", fontsize=9)
         run.save_figure(fig, "byol")
 
 
