@@ -120,12 +120,14 @@ def test_inference_net_is_permutation_invariant_over_probes():
 
 def test_entropy_bound_and_divergence_are_higher_with_lambda_than_without():
     """Pretrain on one 5x5 task with lambda in {0, 0.2, 1} (two seeds each, one population): every lambda > 0
-    ends with a higher learned bound and a higher policy divergence than lambda = 0.
+    ends with a higher learned bound than lambda = 0, and lambda = 1 with a higher policy divergence.
 
-    The bound is *not* monotone between 0.2 and 1 on this problem: over 6 training seeds (1 and 2 threads give
-    identical floats here) bound(1) < bound(0.2) on 3 of them (seed 0: -27.71, -27.18, -27.47). What holds on every
-    seed is lambda > 0 versus lambda = 0: bound margin 0.16 to 0.79 nats (asserted: 0.1), divergence ratio 1.7 to
-    4.2 (asserted: 1.3). The values per seed are in the package README (tests that assert a learned direction).
+    The bound is *not* monotone between 0.2 and 1 on this problem: over 5 training seeds (initialisation
+    ``i + 100 s``, learner seed ``s``; 1 and 2 threads give identical floats) bound(1) < bound(0.2) on 2 of them
+    (seed 0: -27.71, -27.18, -27.47). What holds on every seed is the bound of lambda > 0 versus lambda = 0 (margin
+    0.16 to 0.79 nats, asserted 0.1) and the divergence of lambda = 1 versus lambda = 0 (ratio 1.43 to 2.05,
+    asserted 1.3); the divergence at lambda = 0.2 is only 1.02 times lambda 0's on seed 4, so it is not asserted.
+    The values per seed are in the package README (tests that assert a learned direction).
     """
     spec = ObsSpec("index", 25)
     lams = [0.0, 0.2, 1.0]
@@ -142,4 +144,4 @@ def test_entropy_bound_and_divergence_are_higher_with_lambda_than_without():
     probe = torch.arange(25)
     torch.manual_seed(0)
     div = policy_divergence(fams[0], out["params"], probe, torch.randn(6, 6, 2)).view(3, 2).mean(1)
-    assert (div[1:] > 1.3 * div[0]).all(), div
+    assert div[2] > 1.3 * div[0], div
