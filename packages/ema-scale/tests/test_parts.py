@@ -144,3 +144,18 @@ def test_image_lr_schedule_warms_up_then_decays_in_samples():
     assert lr_factor(36, 4, 8, 40) < 0.1
     # the same samples give the same factor at any batch (kappa): one step of 8 ends where two of 4 do
     assert lr_factor(16, 8, 8, 40) == lr_factor(16, 4, 8, 40)
+
+
+def test_knn_evaluation_keeps_torch_threads():
+    """faiss's omp_set_num_threads(1) inside the core's kNN sets the OpenMP pool torch shares; the digits loop
+    restores it, so a run at --threads 2 stays at 2 threads after its first evaluation."""
+    from ema_scale.digits import _knn
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        x, y = torch.randn(30, 4), torch.arange(30) % 3
+        assert 0.0 <= _knn(x, y, x, y) <= 1.0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

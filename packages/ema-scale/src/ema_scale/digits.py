@@ -309,9 +309,7 @@ def train_arm(
             if spec.curve_knn:
                 ftr = _features(model, data["x_train"], spec, env)
                 fte = _features(model, data["x_test"], spec, env)
-                knn = [
-                    knn_accuracy(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(spec.seeds)
-                ]
+                knn = [_knn(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(spec.seeds)]
                 loo = knn_loo_accuracy(torch.cat([ftr, fte], 1), torch.cat([data["y_train"], data["y_test"]]))
                 return {
                     "knn_acc": sum(knn) / len(knn),
@@ -394,6 +392,17 @@ def train_arm(
     return result
 
 
+def _knn(*args) -> float:
+    """``paperkit.evaluation.knn_accuracy`` without its side effect on torch: it calls
+    ``faiss.omp_set_num_threads(1)``, which sets the OpenMP pool torch shares, so a run at ``--threads 2`` would
+    continue on one thread after its first evaluation. Restores torch's thread count."""
+    n = torch.get_num_threads()
+    try:
+        return knn_accuracy(*args)
+    finally:
+        torch.set_num_threads(n)
+
+
 def knn_loo_accuracy(feats: torch.Tensor, labels: torch.Tensor, k: int = 20) -> list[float]:
     """Leave-one-out kNN accuracy per seed of ``feats [S, N, d]``: every image is classified by the majority
     label of its ``k`` nearest others (cosine similarity). Over all N images (train and test splits together,
@@ -436,5 +445,5 @@ def probe(model: nn.Module, data: dict, env: DistEnv, spec: ArmSpec) -> dict:
     ftr = _features(model, data["x_train"], spec, env)
     fte = _features(model, data["x_test"], spec, env)
     lin = [linear_probe(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(seeds)]
-    knn = [knn_accuracy(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(seeds)]
+    knn = [_knn(ftr[s], data["y_train"], fte[s], data["y_test"]) for s in range(seeds)]
     return {"probe_acc": sum(lin) / seeds, "knn_acc": sum(knn) / seeds, "probe_acc_seeds": lin}
