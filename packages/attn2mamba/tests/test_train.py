@@ -336,3 +336,9 @@ def test_config_module_imports_no_torch():
     from attn2mamba.train import PRESETS, Config
 
     assert Config is config_module.Config and PRESETS is config_module.PRESETS
+
+
+def test_help_and_import_load_no_torch():
+    from paperkit.testing import assert_help_is_light
+
+    assert "--preset" in assert_help_is_light("attn2mamba.cli")

@@ -8,47 +8,27 @@ stage-1 layer into a Mamba-2 (SSD) mixer that starts out computing the same func
 (:func:`distill_loss`). :func:`generate` samples from all three.
 """
 
-from . import kernels
-from .convert import mamba_from_hedgehog
-from .generate import generate
-from .hedgehog import HedgehogAttention, HedgehogConfig, HedgehogLM, Stage1Loss, stage1_loss
-from .linear_attention import (
-    HedgehogFeatureMap,
-    linear_attention_chunked,
-    linear_attention_quadratic,
-    linear_attention_recurrent,
-)
-from .lm import DecoderLM, LMConfig, ModelInputError
-from .losses import distill_loss
-from .mamba import Mamba2Mixer, MambaConfig, MambaLM
-from .ssd import ssd_chunked, ssd_recurrent, ssd_step
-from .teacher import CheckpointError, GPTNeoX, load_gpt_neox, save_gpt_neox
+from paperkit.lazy import lazy_exports
 
-__all__ = [
-    "CheckpointError",
-    "DecoderLM",
-    "GPTNeoX",
-    "HedgehogAttention",
-    "HedgehogConfig",
-    "HedgehogFeatureMap",
-    "HedgehogLM",
-    "LMConfig",
-    "Mamba2Mixer",
-    "MambaConfig",
-    "MambaLM",
-    "ModelInputError",
-    "Stage1Loss",
-    "distill_loss",
-    "generate",
-    "kernels",
-    "linear_attention_chunked",
-    "linear_attention_quadratic",
-    "linear_attention_recurrent",
-    "load_gpt_neox",
-    "mamba_from_hedgehog",
-    "save_gpt_neox",
-    "ssd_chunked",
-    "ssd_recurrent",
-    "ssd_step",
-    "stage1_loss",
-]
+# Each name is imported on first use, so that `import attn2mamba` and `train --help` load no torch.
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".kernels": None,
+        ".convert": ["mamba_from_hedgehog"],
+        ".generate": ["generate"],
+        ".hedgehog": ["HedgehogAttention", "HedgehogConfig", "HedgehogLM", "Stage1Loss", "stage1_loss"],
+        ".linear_attention": [
+            "HedgehogFeatureMap",
+            "linear_attention_chunked",
+            "linear_attention_quadratic",
+            "linear_attention_recurrent",
+        ],
+        ".lm": ["DecoderLM", "LMConfig", "ModelInputError"],
+        ".losses": ["distill_loss"],
+        ".mamba": ["Mamba2Mixer", "MambaConfig", "MambaLM"],
+        ".ssd": ["ssd_chunked", "ssd_recurrent", "ssd_step"],
+        ".llama": ["Llama", "load_llama"],
+        ".teacher": ["CheckpointError", "GPTNeoX", "load_gpt_neox", "save_gpt_neox"],
+    },
+)
