@@ -15,12 +15,13 @@ Experiments (``--experiments``; the default runs ``mi`` and ``digits``):
 
 - ``mi``: mutual information at known truth. Gaussian views with a closed-form one-vs-rest MI; a small critic
   trained with all-pairs (multi-crop), Geometric and Arithmetic PVC, the appendix code's harmonic form and
-  sufficient statistics at M in {2, 4, 8}, over 5 seeds.
+  sufficient statistics at M in {2, 8}, over 5 seeds.
 - ``digits``: fixed compute on scikit-learn's digits. M * K views per step held constant, (M, K) in
   {(2, 128), (4, 64), (8, 32)}, the same number of steps, several seeds, linear-probe accuracy; and M in
-  {2, 4, 8} at fixed K = 64.
-- ``images`` (the ``paper`` preset): a timm ResNet-50 on an image folder (``--data``) with M = 8 views of 256
-  samples per step, LARS and a cosine schedule; on GPUs with torchrun.
+  {2, 4, 8} at fixed K = 64; each M > 2 against M = 2 on the linear probe and on kNN.
+- ``images`` (the ``paper`` preset): a timm ResNet-50 on an image folder or file list (``--data``, streamed from
+  disk with a resumable sampler) with M = 8 views of 256 samples per step, LARS and a cosine schedule; on GPUs
+  with torchrun.
 """
 
 EXPERIMENTS = ("mi", "digits", "images")

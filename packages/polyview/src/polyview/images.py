@@ -199,7 +199,7 @@ def train_images(run, key: str, arm: ImageArm, data: dict, env: DistEnv) -> dict
         loss.backward()
         opt.step()
         window.append(value)
-        if (step + 1) % log_every == 0 or step + 1 == steps:
+        if window and ((step + 1) % log_every == 0 or step + 1 == steps):
             point = {"arm": key, "step": step + 1, "lr": lr, "loss": sum(window) / len(window)}
             window = []
             curve.append(point)
