@@ -28,10 +28,27 @@ def linear_probe(train_x, train_y, test_x, test_y, *, c: float = 1.0, max_iter: 
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, *, k: int = 20, threads: int = 1) -> float:
-    """Cosine-similarity kNN with majority vote (exact search with faiss ``IndexFlatIP``)."""
+    """Cosine-similarity kNN with majority vote (exact search with faiss ``IndexFlatIP``) on ``threads`` threads.
+
+    faiss and torch share one OpenMP runtime: setting faiss's threads would also change torch's for the rest of
+    the run, so both are restored afterwards."""
+    import sys
+
     import faiss
 
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    faiss_threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads)
+    try:
+        return _knn(faiss, train_x, train_y, test_x, test_y, k)
+    finally:
+        faiss.omp_set_num_threads(faiss_threads)
+        if torch is not None:
+            torch.set_num_threads(torch_threads)
+
+
+def _knn(faiss, train_x, train_y, test_x, test_y, k: int) -> float:
     xtr, xte = _np(train_x).astype(np.float32), _np(test_x).astype(np.float32)
     faiss.normalize_L2(xtr)
     faiss.normalize_L2(xte)
