@@ -28,7 +28,7 @@ def test_knn_restores_torchs_threads():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        torch.ones(64, 64) @ torch.ones(64, 64)  # torch's OpenMP pool is up, as in a training run
+        torch.ones(512, 512) @ torch.ones(512, 512)  # torch's OpenMP pool is up, as in a training run
         x = np.random.default_rng(1).normal(size=(30, 4))
         knn_accuracy(x, np.arange(30) % 2, x, np.arange(30) % 2, k=3, threads=1)
         assert _omp_threads() == "2"
