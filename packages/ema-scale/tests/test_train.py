@@ -327,3 +327,9 @@ def test_config_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("['default', 'paper', 'smoke'] ``uv run --package ema-scale train``")
+
+
+def test_help_and_import_load_no_torch():
+    from paperkit.testing import assert_help_is_light
+
+    assert "--preset" in assert_help_is_light("ema_scale.cli")

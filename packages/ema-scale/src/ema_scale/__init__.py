@@ -8,20 +8,13 @@ ema = ScaledEMA(model, momentum=0.999, base_batch_size=256)
 ...; opt.step(); ema.update(model, batch_size=2048)     # rho_hat = 0.999 ** 8
 """
 
-from paperkit.ema import Constant, Cosine, ScaledEMA, Warmup, scale_momentum
+from paperkit.lazy import lazy_exports
 
-from .rules import LARS, BatchSchedule, Hparams, apply_hparams, build_optimizer, scale_hparams
-
-__all__ = [
-    "LARS",
-    "BatchSchedule",
-    "Constant",
-    "Cosine",
-    "Hparams",
-    "ScaledEMA",
-    "Warmup",
-    "apply_hparams",
-    "build_optimizer",
-    "scale_hparams",
-    "scale_momentum",
-]
+# Each name is imported on first use, so that `import ema_scale` and `train --help` load no torch.
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "paperkit.ema": ["Constant", "Cosine", "ScaledEMA", "Warmup", "scale_momentum"],
+        ".rules": ["LARS", "BatchSchedule", "Hparams", "apply_hparams", "build_optimizer", "scale_hparams"],
+    },
+)
