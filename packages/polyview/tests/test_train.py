@@ -271,3 +271,9 @@ def test_config_imports_no_torch():
     from polyview.losses import METHODS as LOSS_METHODS
 
     assert METHODS == LOSS_METHODS
+
+
+def test_help_and_import_load_no_torch():
+    from paperkit.testing import assert_help_is_light
+
+    assert "--preset" in assert_help_is_light("polyview.cli")

@@ -7,36 +7,31 @@ views = image_views(images, 8, generator, size=224)  # [K, 8, 3, 224, 224], made
 loss = pvc_loss(model(views), tau=0.1)               # Geometric PVC over [K, M, d]
 """
 
-from .distributed import gather_with_grad
-from .encoders import ContrastiveModel, ProjectionHead, SeedMLP, cnn_model, mlp_model, timm_model
-from .losses import (
-    METHODS,
-    PolyViewLoss,
-    all_pairs_loss,
-    num_candidates,
-    pairwise_terms,
-    pvc_loss,
-    simclr_loss,
-    suffstats_loss,
-)
-from .views import image_views, vector_views
+from paperkit.lazy import lazy_exports
 
-__all__ = [
-    "METHODS",
-    "ContrastiveModel",
-    "PolyViewLoss",
-    "ProjectionHead",
-    "SeedMLP",
-    "cnn_model",
-    "gather_with_grad",
-    "image_views",
-    "mlp_model",
-    "all_pairs_loss",
-    "num_candidates",
-    "pairwise_terms",
-    "pvc_loss",
-    "simclr_loss",
-    "suffstats_loss",
-    "timm_model",
-    "vector_views",
-]
+# Each name is imported on first use, so that `import polyview` and `train --help` load no torch.
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".distributed": ["gather_with_grad"],
+        ".encoders": [
+            "ContrastiveModel",
+            "ProjectionHead",
+            "SeedMLP",
+            "cnn_model",
+            "mlp_model",
+            "timm_model",
+        ],
+        ".losses": [
+            "METHODS",
+            "PolyViewLoss",
+            "all_pairs_loss",
+            "num_candidates",
+            "pairwise_terms",
+            "pvc_loss",
+            "simclr_loss",
+            "suffstats_loss",
+        ],
+        ".views": ["image_views", "vector_views"],
+    },
+)
