@@ -160,3 +160,17 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err, err
     assert not out.exists()
+
+
+def test_help_and_import_load_no_torch():
+    """`train --help` and `import policy_transfer` load no torch; registering the gymnasium ids on import does
+    load gymnasium (and with it numpy)."""
+    import gymnasium
+    from paperkit.testing import HEAVY, assert_help_is_light
+
+    assert "--preset" in assert_help_is_light(
+        "policy_transfer.cli", heavy=tuple(h for h in HEAVY if h != "numpy" and h != "gymnasium")
+    )
+    import policy_transfer  # noqa: F401
+
+    assert {"PolicyTransfer/GridWorld-v0", "PolicyTransfer/MiniGrid-MovedGoal-v0"} <= set(gymnasium.registry)

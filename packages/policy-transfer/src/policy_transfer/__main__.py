@@ -3,7 +3,7 @@
 import os
 import sys
 
-from .train import main
+from .cli import main
 
 os.environ.setdefault(
     "PAPERKIT_TRAINER", "policy-transfer"

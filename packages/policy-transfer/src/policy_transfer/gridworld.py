@@ -24,9 +24,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from .registration import GRID_ID as ENV_ID  # noqa: F401  (the id, registered on import of the package)
+
 ACTIONS = ("up", "right", "down", "left")
 MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])
-ENV_ID = "PolicyTransfer/GridWorld-v0"
 
 # Sutton, Precup and Singh's four rooms, outer walls included (13 x 13, 104 free cells).
 FOUR_ROOMS = """
@@ -250,8 +251,9 @@ class GridWorldEnv(gym.Env):
 
 def register() -> None:
     """Register ``PolicyTransfer/GridWorld-v0`` with gymnasium (idempotent; done on import of the package)."""
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point=GridWorldEnv)
+    from .registration import register as register_all
+
+    register_all()
 
 
 class BatchedGridWorld:
