@@ -80,6 +80,8 @@ def test_every_trainer_is_also_a_module_that_needs_no_process_sniffing():
             if func == "no_trainer":
                 continue  # speech-taxonomy's says there is nothing to train
             leaf = module.split(".")[-1]
+            # the entry point parses the config before importing the trainer (train --help loads no torch)
+            assert leaf == "cli", f"{name}: entry point {target} (expected PKG.cli:main)"
             main = pyproject.parent / "src" / module.split(".")[0] / "__main__.py"
             assert main.is_file(), f"{name}: no {main.relative_to(ROOT)} (python -m {module.split('.')[0]})"
             text = main.read_text()
