@@ -13,13 +13,12 @@ grouped B). Only the default rope is read (no Llama-3 frequency scaling: a clear
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from .lm import LMConfig
-from .teacher import CheckpointError, GPTNeoX, _safetensors_files
+from .teacher import CheckpointError, GPTNeoX, load_hf_folder
 
 
 class Llama(GPTNeoX):
@@ -92,46 +91,4 @@ def load_llama(
 ) -> Llama:
     """Load a Llama model from a local folder with ``config.json`` and ``*.safetensors`` (one file or shards with
     ``model.safetensors.index.json``). Raises :class:`CheckpointError` with a one-line reason."""
-    from safetensors import safe_open
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise CheckpointError(f"teacher checkpoint folder {folder} does not exist")
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{folder} has no config.json (expected a Llama checkpoint folder)")
-    try:
-        cfg = config_from_hf_llama(json.loads(cfg_path.read_text()))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{cfg_path} does not parse: {e}") from None
-    with torch.device("meta"):
-        model = Llama(cfg)
-    expected = set(model.state_dict())
-    if cfg.tie_embeddings:
-        expected.discard("embed_out.weight")
-    state: dict[str, torch.Tensor] = {}
-    for f in _safetensors_files(folder):
-        try:
-            with safe_open(str(f), framework="pt") as sf:
-                for key in sf.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                    ours = _hf_to_ours(key)
-                    if ours is not None:
-                        state[ours] = sf.get_tensor(key).to(dtype)
-        except Exception as e:  # safetensors raises its own error types
-            raise CheckpointError(f"cannot read {f}: {str(e).splitlines()[0]}") from None
-    if cfg.tie_embeddings:
-        state.pop("embed_out.weight", None)
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing:
-        raise CheckpointError(f"{folder}: weights missing from the checkpoint, e.g. {missing[0]}")
-    if unexpected:
-        raise CheckpointError(f"{folder}: unexpected weights in the checkpoint, e.g. {unexpected[0]}")
-    model = model.to_empty(device=device)
-    model.load_state_dict(state, strict=not cfg.tie_embeddings)
-    if cfg.tie_embeddings:
-        model.embed_out.weight = model.embed_in.weight
-    for block in model.blocks:  # non-persistent buffers were on the meta device
-        r = block.mixer.rotary
-        d = r.requested
-        r.inv_freq = 1.0 / (cfg.rotary_base ** (torch.arange(0, d, 2, device=device).float() / d))
-    return model.to(dtype)
+    return load_hf_folder(path, "Llama", config_from_hf_llama, Llama, _hf_to_ours, dtype=dtype, device=device)

@@ -12,6 +12,7 @@ output projection ``dense``. On CUDA, SDPA dispatches to FlashAttention.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,6 +306,24 @@ def load_gpt_neox(
 ) -> GPTNeoX:
     """Load a GPT-NeoX/Pythia model from a local folder with ``config.json`` and ``*.safetensors`` (one file or
     shards with ``model.safetensors.index.json``). Raises :class:`CheckpointError` with a one-line reason."""
+    return load_hf_folder(
+        path, "GPT-NeoX/Pythia", config_from_hf, GPTNeoX, _hf_to_ours, dtype=dtype, device=device
+    )
+
+
+def load_hf_folder(
+    path: str | Path,
+    family: str,
+    config_from: Callable[[dict], LMConfig],
+    model_cls: type,
+    key_map: Callable[[str], str | None],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+):
+    """A Hugging Face checkpoint folder as ``model_cls``: ``config.json`` through ``config_from``, every
+    safetensors file's keys through ``key_map`` (None: not ours), built on the meta device and filled once.
+    Every problem is a one-line :class:`CheckpointError` naming ``family``."""
     from safetensors import safe_open
 
     folder = Path(path)
@@ -312,13 +331,13 @@ def load_gpt_neox(
         raise CheckpointError(f"teacher checkpoint folder {folder} does not exist")
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
-        raise CheckpointError(f"{folder} has no config.json (expected a GPT-NeoX/Pythia checkpoint folder)")
+        raise CheckpointError(f"{folder} has no config.json (expected a {family} checkpoint folder)")
     try:
-        cfg = config_from_hf(json.loads(cfg_path.read_text()))
+        cfg = config_from(json.loads(cfg_path.read_text()))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{cfg_path} does not parse: {e}") from None
     with torch.device("meta"):
-        model = GPTNeoX(cfg)
+        model = model_cls(cfg)
     expected = set(model.state_dict())
     if cfg.tie_embeddings:
         expected.discard("embed_out.weight")
@@ -327,7 +346,7 @@ def load_gpt_neox(
         try:
             with safe_open(str(f), framework="pt") as sf:
                 for key in sf.keys():  # noqa: SIM118 (safe_open has no __iter__)
-                    ours = _hf_to_ours(key)
+                    ours = key_map(key)
                     if ours is not None:
                         state[ours] = sf.get_tensor(key).to(dtype)
         except Exception as e:  # safetensors raises its own error types
