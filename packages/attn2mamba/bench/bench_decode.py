@@ -77,7 +77,7 @@ def one(name: str, length: int, threads: int, batch: int, compile_step: bool) ->
         state = model.init_state(batch)
         logits, state = model.step(prompt, state)
         nxt = logits[:, -1].argmax(-1, keepdim=True)
-        one_step = step or model.step
+        one_step = step or model.decode_step()
         w0, c0 = time.perf_counter(), time.process_time()
         for _ in range(new):
             logits, state = one_step(nxt, state)

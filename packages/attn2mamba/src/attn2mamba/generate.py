@@ -65,8 +65,9 @@ def generate(
 
     ``prompt`` is ``[batch, length]`` (returns ``[batch, length + new]``; with ``mask [batch, length]``, False
     for left padding, rows of different lengths), or a list of 1-D prompts of any lengths (returns a list: each
-    prompt followed by its new tokens). ``step`` replaces ``model.step`` for the one-token calls (e.g. a
-    ``torch.compile``-d one)."""
+    prompt followed by its new tokens). ``step`` replaces ``model.decode_step()`` (the Mamba's lean
+    :class:`attn2mamba.decoding.MambaStep`; ``model.step`` without the id range check for the others) for the
+    one-token calls, e.g. a ``torch.compile``-d one."""
     rows = None
     if not isinstance(prompt, torch.Tensor):
         rows = [torch.as_tensor(p).flatten().numel() for p in prompt]
@@ -87,7 +88,7 @@ def generate(
     out[:, :L] = prompt.to(device)
     state = model.init_state(b)
     logits, state = model.step(out[:, :L], state, mask)
-    one = step or model.step
+    one = step or model.decode_step()
     for i in range(max_new_tokens):
         out[:, L + i] = _sample(logits[:, -1], temperature, top_k, generator)
         if i + 1 < max_new_tokens:

@@ -16,6 +16,7 @@ tokens, is then passed with the prompt: padded positions leave every state as it
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -284,10 +285,17 @@ class DecoderLM(nn.Module):
     # -- forward ----------------------------------------------------------------------------------------------
 
     def hidden(
-        self, ids: torch.Tensor, state: LMState | None = None, mask: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        state: LMState | None = None,
+        mask: torch.Tensor | None = None,
+        check: bool = True,
     ) -> tuple[torch.Tensor, LMState | None]:
         pos = 0 if state is None else state.pos
-        self.check_input(ids, pos)
+        if check:
+            self.check_input(ids, pos)
+        elif self.length_limited and pos + ids.shape[1] > self.config.max_seq_len:
+            self.check_input(ids, pos)  # the one-line length error
         rpos = 0 if state is None else state.positions()
         x = self.embed_in(ids.long())
         new_layers = []
@@ -307,14 +315,15 @@ class DecoderLM(nn.Module):
         return LMState(0, [b.mixer.init_state(batch, device=p.device, dtype=p.dtype) for b in self.blocks])
 
     def step(
-        self, ids: torch.Tensor, state: LMState, mask: torch.Tensor | None = None
+        self, ids: torch.Tensor, state: LMState, mask: torch.Tensor | None = None, check: bool = True
     ) -> tuple[torch.Tensor, LMState]:
         """Continue decoding: logits for ``ids`` given everything consumed so far, and the new state.
 
         ``mask [batch, L]`` (True: a real token) marks left padding in the first call (a batch of prompts of
         different lengths): padded positions change no state (no key in the KV cache is attended, no input enters
         a recurrent state) and each row's real tokens take positions ``0, 1, ...`` of their own, so every row
-        decodes as it would alone. The logits at padded positions mean nothing."""
+        decodes as it would alone. The logits at padded positions mean nothing. ``check=False`` skips the range
+        check of the ids (two reductions and a host sync per call), for ids the model sampled itself."""
         if mask is not None:
             mask = mask.to(device=ids.device, dtype=torch.bool)
             if mask.shape != ids.shape:
@@ -324,8 +333,14 @@ class DecoderLM(nn.Module):
             if bool((mask[:, :-1] & ~mask[:, 1:]).any()) or not bool(mask[:, -1].all()):
                 raise ModelInputError("padding must be on the left, and every row needs at least one token")
             state = LMState(state.pos, state.layers, (~mask).sum(1))
-        x, state = self.hidden(ids, state, mask)
+        x, state = self.hidden(ids, state, mask, check)
         return self.embed_out(x), state
+
+    def decode_step(self):
+        """The one-token step :func:`attn2mamba.generate` uses after the prompt: ``step(ids [b, 1], state) ->
+        (logits, state)``, here :meth:`step` without the range check of ids the model sampled itself (the Mamba
+        LM returns its lean :class:`attn2mamba.decoding.MambaStep`)."""
+        return functools.partial(self.step, check=False)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -293,3 +293,9 @@ class MambaLM(DecoderLM):
 
     def config_dict(self) -> dict:
         return {**self.config.to_dict(), "mamba": asdict(self.mamba)}
+
+    def decode_step(self):
+        """The lean one-token step (:class:`attn2mamba.decoding.MambaStep`), built from the current weights."""
+        from .decoding import MambaStep
+
+        return MambaStep(self)

@@ -88,6 +88,11 @@ class KVCache:
     v: torch.Tensor | None = None
     valid: torch.Tensor | None = None  # [batch, length] after a left-padded prompt: False for padding keys
 
+    def filled(self) -> KVCache:
+        """The cache of the positions consumed so far (itself; a preallocated
+        :class:`attn2mamba.decoding.StaticKV` returns its filled part)."""
+        return self
+
 
 class SoftmaxAttention(AttentionProjections):
     """GPT-NeoX or Llama attention. ``project`` gives the pre-rotary q, k, v ``[batch, heads, length, head_dim]``
@@ -110,6 +115,8 @@ class SoftmaxAttention(AttentionProjections):
         """Rotary + causal softmax attention; returns heads concatenated ``[batch, length, hidden]``. ``mask``
         ``[batch, L]`` (False: left padding) keeps padding keys out of every later query's attention."""
         q, k = self.rotary(q, k, pos)
+        if cache is not None:
+            cache = cache.filled()
         valid = None
         if mask is not None or (cache is not None and cache.valid is not None):
             new = (
@@ -165,6 +172,12 @@ class GPTNeoX(DecoderLM):
 
     def __init__(self, cfg: LMConfig):
         super().__init__(cfg, [SoftmaxAttention(cfg) for _ in range(cfg.num_layers)])
+
+    def decode_step(self):
+        """The lean one-token step with a preallocated KV cache (:class:`attn2mamba.decoding.TeacherStep`)."""
+        from .decoding import TeacherStep
+
+        return TeacherStep(self)
 
     @torch.no_grad()
     def attention_io(self, ids: torch.Tensor, *, weights: bool = False) -> tuple[list[dict], torch.Tensor]:
