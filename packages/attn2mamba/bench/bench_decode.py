@@ -1,19 +1,23 @@
 """Decoding throughput and peak memory against sequence length: the Mamba (recurrent state) vs the teacher
 (softmax attention with a KV cache).
 
-For each total length ``L`` (prompt + generated tokens) and each model, a fresh process builds the model, consumes
-a 64-token prompt in one pass and decodes ``L - 64`` tokens greedily one at a time (:func:`attn2mamba.generate`,
-state on the model's device). Printed per length and model: tokens/s of the decoding loop (wall clock, and per
+For each total length ``L`` (prompt + generated tokens), each model and each decoding path, a fresh process builds
+the model, consumes a 64-token prompt in one pass and decodes ``L - 64`` tokens greedily one at a time, state on
+the model's device. Two paths per model: ``lean``, the one-token step :func:`attn2mamba.generate` uses
+(``model.decode_step()``: :class:`attn2mamba.decoding.MambaStep`, and for the teacher
+:class:`attn2mamba.decoding.TeacherStep` with a preallocated KV cache), and ``general``, ``model.step`` (the
+teacher's cache concatenated every token). The headline ratio is lean against lean. Printed per length and model: tokens/s of the decoding loop (wall clock, and per
 CPU-second, the honest number on a shared machine), the bytes of the decoding state at the end (the teacher's KV
 cache grows with ``L``; the Mamba's SSM + convolution state does not), and the peak memory of decoding: the growth
 of the process's peak resident set (``getrusage(RUSAGE_SELF).ru_maxrss``, a high-water mark, hence one fresh
 process per measurement) from just before the prompt pass to the end. ``tracemalloc`` would not see torch's
 tensor allocations (they bypass Python's allocator), so the resident set is what is measured. Models are the default
-preset's shape (4 layers, width 64, 4 heads; Mamba state 32 per head, rotary B/C) with random weights (speed does
-not depend on training); the teacher's ``max_seq_len`` is raised to the longest length.
+preset's shape (4 layers, width 64, 4 heads; Mamba state 32 per head, rotary B/C; ``--no-rotary``: without) with random
+weights (speed does not depend on training); the teacher's ``max_seq_len`` is raised to the longest length.
 
     uv run --package attn2mamba python packages/attn2mamba/bench/bench_decode.py [--lengths 256,1024,4096,8192]
-        [--compile]   # the Mamba's per-token step through torch.compile (compile time reported apart)
+        [--batch 1] [--no-rotary] [--paths lean,general]
+        [--compile]   # both models' lean steps through torch.compile (compile time reported apart)
 
 Goal (issue 14): the Mamba faster than the teacher beyond 1,024 tokens, its memory flat in length.
 """
@@ -41,7 +45,7 @@ def state_bytes(state) -> int:
     return total
 
 
-def build(name: str, max_len: int):
+def build(name: str, max_len: int, rotary: bool = False):
     import torch
     from attn2mamba import GPTNeoX, HedgehogConfig, HedgehogLM, LMConfig, MambaConfig, mamba_from_hedgehog
 
@@ -52,22 +56,25 @@ def build(name: str, max_len: int):
     if name == "teacher":
         return teacher.eval()
     s1 = HedgehogLM.from_teacher(
-        teacher.eval(), HedgehogConfig(feature_dim=16, normalize="ratio", rotary=True)
+        teacher.eval(), HedgehogConfig(feature_dim=16, normalize="ratio", rotary=rotary)
     )
     return mamba_from_hedgehog(s1, MambaConfig()).eval()
 
 
-def one(name: str, length: int, threads: int, batch: int, compile_step: bool) -> dict:
+def one(
+    name: str, path: str, length: int, threads: int, batch: int, rotary: bool, compile_step: bool
+) -> dict:
     """One measurement, in this (fresh) process."""
     import torch
     from attn2mamba import generate
 
     torch.set_num_threads(threads)
-    model = build(name, length)
+    model = build(name, length, rotary)
     prompt = torch.randint(0, 256, (batch, PROMPT), generator=torch.Generator().manual_seed(0))
-    step, compile_s = None, 0.0
+    step = model.decode_step() if path == "lean" else model.step
+    compile_s = 0.0
     if compile_step:
-        step = torch.compile(model.step, dynamic=True)
+        step = torch.compile(step, dynamic=True)
         c0 = time.process_time()
         generate(model, prompt, 8, temperature=0, step=step)  # compiles
         compile_s = time.process_time() - c0
@@ -77,7 +84,7 @@ def one(name: str, length: int, threads: int, batch: int, compile_step: bool) ->
         state = model.init_state(batch)
         logits, state = model.step(prompt, state)
         nxt = logits[:, -1].argmax(-1, keepdim=True)
-        one_step = step or model.decode_step()
+        one_step = step
         w0, c0 = time.perf_counter(), time.process_time()
         for _ in range(new):
             logits, state = one_step(nxt, state)
@@ -87,6 +94,7 @@ def one(name: str, length: int, threads: int, batch: int, compile_step: bool) ->
     n = new * batch
     return {
         "model": name,
+        "path": path,
         "length": length,
         "tok_s": n / wall,
         "tok_cpu_s": n / cpu,
@@ -101,38 +109,57 @@ def main() -> None:
     ap.add_argument("--lengths", default="256,1024,4096,8192")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--compile", action="store_true", help="torch.compile the Mamba's per-token step")
-    ap.add_argument("--one", nargs=2, metavar=("MODEL", "LENGTH"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--rotary",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="rotary B/C in the Mamba (the trainer's default, --stage1-rotary)",
+    )
+    ap.add_argument(
+        "--paths", default="lean,general", help="lean (model.decode_step()) and/or general (model.step)"
+    )
+    ap.add_argument("--compile", action="store_true", help="torch.compile every measured step")
+    ap.add_argument("--one", nargs=3, metavar=("MODEL", "PATH", "LENGTH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        name, length = args.one[0], int(args.one[1])
-        print(json.dumps(one(name, length, args.threads, args.batch, args.compile and name == "mamba")))
+        name, path, length = args.one[0], args.one[1], int(args.one[2])
+        print(json.dumps(one(name, path, length, args.threads, args.batch, args.rotary, args.compile)))
         return
     import torch
 
+    paths = [p for p in args.paths.split(",") if p]
+    if not paths or any(p not in ("lean", "general") for p in paths):
+        ap.error(f"--paths takes lean and/or general, got {args.paths!r}")
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, float32, prompt {PROMPT}"
+        f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, float32, prompt {PROMPT}, "
+        f"Mamba B/C {'rotary' if args.rotary else 'not rotary'}"
     )
+    cols = [f"{m} {p} tok/s" for p in paths for m in ("teacher", "Mamba")]
     print(
-        "| length | teacher tok/s | Mamba tok/s | Mamba/teacher (wall) | Mamba/teacher (CPU) | teacher state | "
-        "Mamba state | teacher peak | Mamba peak |"
+        "| length | "
+        + " | ".join(cols)
+        + " | Mamba/teacher (wall) | Mamba/teacher (CPU) | teacher state | Mamba state | teacher peak | Mamba peak |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:" * (len(cols) + 7) + "|")
     for L in (int(x) for x in args.lengths.split(",")):
         res = {}
-        for name in ("teacher", "mamba"):
-            cmd = [sys.executable, __file__, "--one", name, str(L), "--threads", str(args.threads)]
-            cmd += ["--batch", str(args.batch)] + (["--compile"] if args.compile else [])
-            res[name] = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-        t, m = res["teacher"], res["mamba"]
+        for path in paths:
+            for name in ("teacher", "mamba"):
+                cmd = [sys.executable, __file__, "--one", name, path, str(L), "--threads", str(args.threads)]
+                cmd += (
+                    ["--batch", str(args.batch)] + ["--rotary"] * args.rotary + ["--compile"] * args.compile
+                )
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                res[name, path] = json.loads(out)
+        t, m = res["teacher", paths[0]], res["mamba", paths[0]]  # the headline: the first path (lean)
+        rates = " | ".join(f"{res[n, p]['tok_s']:,.0f}" for p in paths for n in ("teacher", "mamba"))
         print(
-            f"| {L:,} | {t['tok_s']:,.0f} | {m['tok_s']:,.0f} | {m['tok_s'] / t['tok_s']:.2f} | "
-            f"{m['tok_cpu_s'] / t['tok_cpu_s']:.2f} | {t['state_kb']:,.0f} kB | {m['state_kb']:,.0f} kB | "
-            f"{t['peak_mb']:,.1f} MB | {m['peak_mb']:,.1f} MB |",
+            f"| {L:,} | {rates} | {m['tok_s'] / t['tok_s']:.2f} | {m['tok_cpu_s'] / t['tok_cpu_s']:.2f} | "
+            f"{t['state_kb']:,.0f} kB | {m['state_kb']:,.0f} kB | {t['peak_mb']:,.1f} MB | {m['peak_mb']:,.1f} MB |",
             flush=True,
         )
         if args.compile:
-            print(f"  (Mamba step compile: {m['compile_cpu_s']:.1f} CPU-s)")
+            print(f"  (compile: teacher {t['compile_cpu_s']:.1f}, Mamba {m['compile_cpu_s']:.1f} CPU-s)")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class Config(BaseConfig):
     rotary_pct: float = knob(
         0.25, "tiny teacher: fraction of each head with rotary embeddings (Pythia's)", low=0, high=1
     )
-    teacher_steps: int = knob(1000, "tiny teacher: training steps", low=1)
+    teacher_steps: int = knob(500, "tiny teacher: training steps", low=1)
     teacher_lr: float = knob(3e-3, "tiny teacher: AdamW peak learning rate", low=0, low_open=True)
     teacher_weight_decay: float = knob(0.1, "tiny teacher: AdamW weight decay on matrices", low=0)
     # stage 1
@@ -78,14 +78,16 @@ class Config(BaseConfig):
         1.0, "stage-1 loss weight: end-to-end KL(teacher || stage-1 model) of the next-token logits", low=0
     )
     stage1_rotary: bool = knob(
-        False, "feature maps on the teacher's rotary-embedded q, k (the Mamba then rotates B and C)"
+        True,
+        "feature maps on the teacher's rotary-embedded q, k (the Mamba then rotates B and C); "
+        "--no-stage1-rotary: on the pre-rotary q, k",
     )
     stage1_lr: float = knob(
         1e-2, "stage-1 Adam learning rate (feature maps and norm gains)", low=0, low_open=True
     )
     # budget and stage 2
     student_tokens: int = knob(
-        327_680, "distillation tokens: stage 1 + stage 2, and the naive baseline's whole budget", low=1
+        262_144, "distillation tokens: stage 1 + stage 2, and the naive baseline's whole budget", low=1
     )
     stage1_frac: tuple[float, ...] = knob(
         (0.125,),
@@ -177,8 +179,9 @@ PRESETS = {
         threads=1,
         seeds=2,
     ),
-    # one torch thread: these models gain little from a second, and on a shared CPU two threads stall badly
-    "default": dict(threads=1),
+    # two torch threads (an idle 2-core machine: 1.6-2x one thread); on a CPU shared with other jobs
+    # `--threads 1` avoids the stalls of two threads competing for one core
+    "default": dict(threads=2),
     "paper": dict(
         tokenizer="teacher",
         seq_len=2048,
