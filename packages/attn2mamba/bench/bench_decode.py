@@ -16,7 +16,7 @@ preset's shape (4 layers, width 64, 4 heads; Mamba state 32 per head, rotary B/C
 weights (speed does not depend on training); the teacher's ``max_seq_len`` is raised to the longest length.
 
     uv run --package attn2mamba python packages/attn2mamba/bench/bench_decode.py [--lengths 256,1024,4096,8192]
-        [--batch 1] [--no-rotary] [--paths lean,general]
+        [--batch 1] [--no-rotary] [--paths lean,general] [--repeat 1]
         [--compile]   # both models' lean steps through torch.compile (compile time reported apart)
 
 Goal (issue 14): the Mamba faster than the teacher beyond 1,024 tokens, its memory flat in length.
@@ -118,6 +118,12 @@ def main() -> None:
     ap.add_argument(
         "--paths", default="lean,general", help="lean (model.decode_step()) and/or general (model.step)"
     )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="fresh processes per measurement, interleaved; the fastest is kept",
+    )
     ap.add_argument("--compile", action="store_true", help="torch.compile every measured step")
     ap.add_argument("--one", nargs=3, metavar=("MODEL", "PATH", "LENGTH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -142,15 +148,27 @@ def main() -> None:
     )
     print("|---:" * (len(cols) + 7) + "|")
     for L in (int(x) for x in args.lengths.split(",")):
-        res = {}
-        for path in paths:
-            for name in ("teacher", "mamba"):
-                cmd = [sys.executable, __file__, "--one", name, path, str(L), "--threads", str(args.threads)]
-                cmd += (
-                    ["--batch", str(args.batch)] + ["--rotary"] * args.rotary + ["--compile"] * args.compile
-                )
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-                res[name, path] = json.loads(out)
+        res: dict = {}
+        for _ in range(
+            max(1, args.repeat)
+        ):  # interleaved, so that a slow spell of the machine hits every model
+            for path in paths:
+                for name in ("teacher", "mamba"):
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        name,
+                        path,
+                        str(L),
+                        "--threads",
+                        str(args.threads),
+                    ]
+                    cmd += ["--batch", str(args.batch), "--rotary" if args.rotary else "--no-rotary"]
+                    cmd += ["--compile"] * args.compile
+                    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+                    if (name, path) not in res or out["tok_s"] > res[name, path]["tok_s"]:
+                        res[name, path] = out
         t, m = res["teacher", paths[0]], res["mamba", paths[0]]  # the headline: the first path (lean)
         rates = " | ".join(f"{res[n, p]['tok_s']:,.0f}" for p in paths for n in ("teacher", "mamba"))
         print(
