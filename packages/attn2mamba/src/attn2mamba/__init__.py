@@ -17,6 +17,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".kernels": None,
         ".convert": ["mamba_from_hedgehog"],
         ".generate": ["generate"],
+        ".decoding": ["MambaStep", "StaticKV", "TeacherStep"],
         ".hedgehog": ["HedgehogAttention", "HedgehogConfig", "HedgehogLM", "Stage1Loss", "stage1_loss"],
         ".linear_attention": [
             "HedgehogFeatureMap",
