@@ -49,7 +49,7 @@ def _norm(mod: torch.nn.Module):
     """A LayerNorm as a function on its weights (no module call); other norms as they are."""
     if isinstance(mod, torch.nn.LayerNorm):
         shape, w, b, eps = mod.normalized_shape, mod.weight, mod.bias, mod.eps
-        return lambda x: F.layer_norm(x, shape, w, b, eps)
+        return lambda x: torch.layer_norm(x, shape, w, b, eps)
     return mod
 
 
@@ -141,6 +141,8 @@ class _MambaLayer:
     b_out: torch.Tensor | None
     w_feat: torch.Tensor | None = None  # rotary B/C: the B and C maps stacked, [Gb + G, P, f]
     b_feat: torch.Tensor | None = None  # [Gb + G, 1, f]
+    sizes: tuple = ()  # in_proj's split: z, xbc, dt
+    xbc_sizes: tuple = ()  # the convolution's output split: x, [b, c]
 
 
 class MambaStep:
@@ -152,13 +154,18 @@ class MambaStep:
         mc = self.mc
         self.backbone = _Backbone(model)
         self.layers = []
+        p = next(model.parameters())
+        self.cast = cast = p.dtype not in (torch.float32, torch.float64)  # half precision: dt, decay wider
         with torch.no_grad():
             for block in model.blocks:
                 m = block.mixer
+                b_in = m.in_proj.bias.clone()
+                if not cast:  # dt_raw + dt_bias in one: the bias of the dt rows (half precision: added wider)
+                    b_in[-mc.num_heads :] += m.dt_bias
                 layer = _MambaLayer(
                     mixer=m,
                     w_in=m.in_proj.weight,
-                    b_in=m.in_proj.bias,
+                    b_in=b_in,
                     w_conv=m.conv1d.weight[:, 0].clone(),
                     b_conv=m.conv1d.bias.clone(),
                     x_mix=m.x_mix.clone(),
@@ -170,6 +177,8 @@ class MambaStep:
                     w_out=m.out_proj.weight,
                     b_out=m.out_proj.bias,
                 )
+                layer.sizes = (m.d_inner, m.conv_dim, mc.num_heads)
+                layer.xbc_sizes = (m.d_inner, m.conv_dim - m.d_inner)
                 if mc.rotary_dim:
                     layer.w_feat = torch.cat((m.feature_b.weight, m.feature_c.weight))
                     layer.b_feat = torch.cat((m.feature_b.bias, m.feature_c.bias))[:, None]
@@ -182,55 +191,67 @@ class MambaStep:
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:
+        # written for few interpreter steps per operation: methods rather than indexing, no dtype casts when the
+        # model computes in float32 or float64 (bf16/fp16 models take the cast branch)
         mc, bb = self.mc, self.backbone
         H, P, G, Gb, di, f = self.H, self.P, self.G, self.Gb, self.d_inner, mc.feature_dim
         x = bb.embed(ids)  # [b, d]
         b = x.shape[0]
+        bH = b * H
         if self.rotation is not None:
             cos, sin = self.rotation.rows(state.positions())
+        cast = self.cast
         new_layers = []
         for i, (layer, s) in enumerate(zip(self.layers, state.layers)):
-            proj = F.linear(bb.norm1[i](x), layer.w_in, layer.b_in)
-            z, xbc, dt_raw = proj.split((di, layer.mixer.conv_dim, H), dim=-1)
-            window = torch.cat((s.conv.to(xbc.dtype), xbc[:, :, None]), dim=-1)  # [b, conv_dim, K]
-            xbc = torch.linalg.vecdot(window, layer.w_conv) + layer.b_conv
-            xs, bc = xbc.split((di, xbc.shape[-1] - di), dim=-1)
+            proj = F.linear(bb.norm1[i](x), layer.w_in, layer.b_in)  # dt_bias is in b_in's dt rows
+            z, xbc, dt = proj.split_with_sizes(layer.sizes, -1)
+            conv = s.conv.to(xbc.dtype) if cast else s.conv
+            window = torch.cat((conv, xbc.unsqueeze(-1)), -1)  # [b, conv_dim, K]
+            xbc = torch.linalg.vecdot(window, layer.w_conv).add_(layer.b_conv)
+            xs, bc = xbc.split_with_sizes(layer.xbc_sizes, -1)
             xs = torch.lerp(xs, F.silu(xs), layer.x_mix)
             if self.rotation is not None:  # rotate b, c at this position, then each group's map: u W + bias
                 u = self.rotation(bc.view(b, Gb + G, P), cos, sin)
                 u = torch.baddbmm(layer.b_feat, u.transpose(0, 1), layer.w_feat).transpose(0, 1)
+                u = u.reshape(b, Gb + G, 1, f)
             else:
-                u = bc
-            u = u.reshape(b, Gb + G, 1, f)
-            feats = torch.cat((u, -u), dim=2).softmax(-1).view(b, Gb + G, 2 * f)
-            Bm, Cm = feats[:, :Gb], feats[:, Gb:]
+                u = bc.view(b, Gb + G, 1, f)
+            feats = torch.cat((u, u.neg()), 2).softmax(-1).view(b, Gb + G, 2 * f)
+            Bm, Cm = feats.narrow(1, 0, Gb), feats.narrow(1, Gb, G)
             if Gb != H:
                 Bm = Bm.repeat_interleave(H // Gb, dim=1)
             if G != H:
                 Cm = Cm.repeat_interleave(H // G, dim=1)
-            acc = torch.promote_types(dt_raw.dtype, torch.float32)  # float64 models stay float64
-            dt = F.softplus(dt_raw.to(acc) + layer.dt_bias.to(acc))  # [b, H]
-            decay = torch.exp(dt * layer.A.to(acc)).to(s.ssm.dtype)
+            if cast:  # dt and the decay in float32 at least, as the training path
+                acc = torch.promote_types(dt.dtype, torch.float32)
+                dt = F.softplus(dt.to(acc) + layer.dt_bias.to(acc))
+                decay = torch.exp(dt * layer.A.to(acc)).to(s.ssm.dtype)
+            else:
+                dt = F.softplus(dt)  # [b, H]
+                decay = torch.exp(dt * layer.A)
             xh = xs.view(b, H, P)
-            xdt = xh * dt[..., None]
+            dt1 = dt.unsqueeze(-1)
+            xdt = xh * dt1
             if self.ratio:  # the constant-1 channel of x, times dt
-                xdt = torch.cat((xdt, dt[..., None].to(xdt.dtype)), dim=-1)
+                xdt = torch.cat((xdt, dt1.to(xdt.dtype) if cast else dt1), -1)
             P1, N = s.ssm.shape[-2], s.ssm.shape[-1]
+            if cast:
+                xdt, Bm, Cm = xdt.to(s.ssm.dtype), Bm.to(s.ssm.dtype), Cm.to(s.ssm.dtype)
             ssm = torch.baddbmm(
-                (s.ssm * decay[..., None, None]).view(b * H, P1, N),
-                xdt.to(s.ssm.dtype).reshape(b * H, P1, 1),
-                Bm.to(s.ssm.dtype).reshape(b * H, 1, N),
+                (s.ssm.view(bH, P1, N) * decay.view(bH, 1, 1)),
+                xdt.reshape(bH, P1, 1),
+                Bm.reshape(bH, 1, N),
             )
-            y = torch.bmm(ssm, Cm.to(ssm.dtype).reshape(b * H, N, 1)).view(b, H, P1)
+            y = torch.bmm(ssm, Cm.reshape(bH, N, 1)).view(b, H, P1)
             if self.ratio:
-                y = y[..., :P] / (y[..., P:] + mc.ratio_eps)
-            y = torch.addcmul(y, xh, layer.D.to(y.dtype))
+                y = y.narrow(-1, 0, P) / (y.narrow(-1, P, 1) + mc.ratio_eps)
+            y = torch.addcmul(y, xh, layer.D.to(y.dtype) if cast else layer.D)
             g = torch.addcmul(layer.gate_rest, layer.gate_mix, F.silu(z))
-            y = y.reshape(b, di) * g
+            y = y.view(b, di) * g
             if mc.normalize == "rms":
                 y = rms_norm_heads(y.view(b, H, P), layer.mixer.norm_weight, mc.norm_eps).reshape(b, di)
             x = bb.residual(i, x, F.linear(y, layer.w_out, layer.b_out))
-            new_layers.append(type(s)(window[..., 1:], ssm.view(b, H, P1, N)))
+            new_layers.append(type(s)(window.narrow(-1, 1, window.shape[-1] - 1), ssm.view(b, H, P1, N)))
         return bb.head(x), LMState(state.pos + 1, new_layers, state.offset)
 
 
@@ -306,6 +327,7 @@ class TeacherStep:
         p = next(model.parameters())
         self.rotation = _Rotation(model.blocks[0].mixer.rotary, P, p)
         self.scale = P**-0.5
+        self.sizes = (H * P, Hk * P, Hk * P)
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor, state: LMState) -> tuple[torch.Tensor, LMState]:
@@ -318,17 +340,16 @@ class TeacherStep:
         new_layers = []
         for i, (layer, cache) in enumerate(zip(self.layers, state.layers)):
             qkv = F.linear(bb.norm1[i](x), layer.w_qkv, layer.b_qkv)
-            q, kv = qkv.split((H * P, 2 * Hk * P), dim=-1)
+            q, k, v = qkv.split_with_sizes(self.sizes, -1)
             q = self.rotation(q.view(b, H, P), cos, sin)
-            k, v = kv.view(b, 2, Hk, P).unbind(1)
             cache = _static(cache, 1)
             n = cache.length
-            cache.k[:, :, n] = self.rotation(k, cos, sin)
-            cache.v[:, :, n] = v
-            keys, values = cache.k[:, :, : n + 1], cache.v[:, :, : n + 1]
-            mask = None if cache.valid is None else cache.valid[:, None, None, : n + 1]
+            cache.k.select(2, n).copy_(self.rotation(k.view(b, Hk, P), cos, sin))
+            cache.v.select(2, n).copy_(v.view(b, Hk, P))
+            keys, values = cache.k.narrow(2, 0, n + 1), cache.v.narrow(2, 0, n + 1)
+            mask = None if cache.valid is None else cache.valid.narrow(1, 0, n + 1).view(b, 1, 1, n + 1)
             o = F.scaled_dot_product_attention(
-                q[:, :, None], keys, values, attn_mask=mask, scale=self.scale, enable_gqa=H != Hk
+                q.unsqueeze(2), keys, values, attn_mask=mask, scale=self.scale, enable_gqa=H != Hk
             )
             x = bb.residual(i, x, F.linear(o.reshape(b, H * P), layer.w_out, layer.b_out))
             new_layers.append(StaticKV(cache.k, cache.v, cache.valid, n + 1))
