@@ -91,3 +91,18 @@ def test_generate_uses_the_lean_step_and_equals_the_general_one():
         lean = generate(model, prompt, 20, temperature=0)
         general = generate(model, prompt, 20, temperature=0, step=model.step)
         assert torch.equal(lean, general)
+
+
+@pytest.mark.parametrize("name", ["neox", "mamba-rotary", "mamba-gqa-rotary-rms"])
+def test_lean_step_in_bfloat16_follows_model_step(name):
+    """Half precision takes the casting branch (dt and the decay computed in float32, as in training)."""
+    model = MODELS[name]().to(torch.bfloat16)
+    step = model.decode_step()
+    ids = torch.randint(0, 97, (2, 16), generator=torch.Generator().manual_seed(3))
+    _, ref = model.step(ids[:, :8], model.init_state(2))
+    lean = ref
+    for t in range(8, 16):
+        a, ref = model.step(ids[:, t : t + 1], ref)
+        b, lean = step(ids[:, t : t + 1], lean)
+        assert b.dtype == a.dtype == torch.bfloat16
+        torch.testing.assert_close(b.float(), a.float(), rtol=0.05, atol=0.05)

@@ -126,8 +126,10 @@ def ssd_step(
     Ch = C.repeat_interleave(H // G, dim=1)
     acc = torch.promote_types(dt.dtype, torch.float32)
     decay = torch.exp(dt.to(acc) * A.to(acc)).to(state.dtype)
-    state = state * decay[..., None, None] + (x * dt[..., None])[..., :, None] * Bh[..., None, :]
-    y = (state @ Ch[..., :, None]).squeeze(-1)
+    # the state keeps its dtype (a bf16 model's state stays bf16; dt may be wider)
+    inp = (x * dt[..., None]).to(state.dtype)
+    state = state * decay[..., None, None] + inp[..., :, None] * Bh.to(state.dtype)[..., None, :]
+    y = (state @ Ch.to(state.dtype)[..., :, None]).squeeze(-1)
     if D is not None:
         y = y + x * D[:, None]
     return y, state
