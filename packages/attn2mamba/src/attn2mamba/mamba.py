@@ -184,8 +184,6 @@ class Mamba2Mixer(nn.Module):
         mc = self.mc
         H, P, G, f = mc.num_heads, mc.head_dim, mc.num_groups, mc.feature_dim
         b, L, _ = h.shape
-        if state is not None and L == 1 and mask is None:
-            return self._step(h, state, pos)
         z, xbc, dt_raw = self.in_proj(h).split((self.d_inner, self.conv_dim, H), dim=-1)
         if mask is not None:
             xbc = xbc * mask[..., None].to(xbc.dtype)
@@ -233,41 +231,6 @@ class Mamba2Mixer(nn.Module):
         if mc.normalize == "rms":
             y = rms_norm_heads(y, self.norm_weight, mc.norm_eps)
         return self.out_proj(y.reshape(b, L, self.d_inner)), new_state
-
-    def _step(self, h: torch.Tensor, state: MambaState, pos) -> tuple[torch.Tensor, MambaState]:
-        """One decoding token ``h [b, 1, d]``: the same function as :meth:`forward` with about half the kernel
-        launches (the depthwise convolution over the K-token window as a product and a sum, one rotary row,
-        no chunking)."""
-        mc = self.mc
-        H, P, G, f = mc.num_heads, mc.head_dim, mc.num_groups, mc.feature_dim
-        b = h.shape[0]
-        z, xbc, dt_raw = self.in_proj(h[:, 0]).split((self.d_inner, self.conv_dim, H), dim=-1)
-        window = torch.cat((state.conv.to(xbc.dtype), xbc[:, :, None]), dim=-1)  # [b, conv_dim, K]
-        xbc = (window * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias
-        Gb = self.b_groups
-        x, bp, cp = xbc.split((self.d_inner, Gb * self.bc_dim, G * self.bc_dim), dim=-1)
-        x = x + self.x_mix * (F.silu(x) - x)
-        if mc.rotary_dim:
-            bp, cp = self.rotary(bp.view(b, Gb, 1, P), cp.view(b, G, 1, P), pos)
-            Bm, Cm = self.feature_b(bp)[:, :, 0], self.feature_c(cp)[:, :, 0]
-        else:
-            Bm, Cm = feature_pair(bp.view(b, Gb, f)), feature_pair(cp.view(b, G, f))
-        if Gb != G:
-            Bm = Bm.repeat_interleave(G // Gb, dim=1)
-        acc = torch.promote_types(dt_raw.dtype, torch.float32)  # float64 models stay float64
-        dt = F.softplus(dt_raw.to(acc) + self.dt_bias.to(acc))
-        xh = x.view(b, H, P)
-        if mc.normalize == "ratio":
-            xh = torch.cat((xh, torch.ones_like(xh[..., :1])), dim=-1)
-        y, ssm = ssd_step(state.ssm, xh, dt, self.A, Bm, Cm)
-        if mc.normalize == "ratio":
-            y = y[..., :-1] / (y[..., -1:] + mc.ratio_eps)
-        y = y + xh[..., :P] * self.D.to(y.dtype)[:, None]
-        g = 1 + self.gate_mix * (F.silu(z) - 1)
-        y = y * g.view(b, H, P)
-        if mc.normalize == "rms":
-            y = rms_norm_heads(y, self.norm_weight, mc.norm_eps)
-        return self.out_proj(y.reshape(b, 1, self.d_inner)), MambaState(window[..., 1:], ssm)
 
     def init_state(self, batch: int, device=None, dtype=None) -> MambaState:
         mc = self.mc
